@@ -1,0 +1,207 @@
+"""Typed configuration loaded from `conf/base.yml`, an environment file and overrides."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from smb_fanout.identifiers import validate_identifier
+
+DEFAULT_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+ENVIRONMENTS = ("local", "dev", "prod")
+
+
+class ConfigError(ValueError):
+    """Raised when a configuration file or override is invalid."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TableNames(_Frozen):
+    network_events: str = "network_events"
+    quarantined_events: str = "quarantined_events"
+    ingest_runs: str = "ingest_runs"
+    host_addresses: str = "host_addresses"
+    smb_contacts_hourly: str = "smb_contacts_hourly"
+    smb_profile: str = "smb_profile"
+    smb_host_windows: str = "smb_host_windows"
+    smb_stats_state: str = "smb_stats_state"
+    smb_thresholds: str = "smb_thresholds"
+    smb_detections: str = "smb_detections"
+    smb_alerts: str = "smb_alerts"
+
+    @field_validator("*")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return validate_identifier(value)
+
+
+class StorageConfig(_Frozen):
+    catalog: str = "spark_catalog"
+    schema_name: str = Field("smb_fanout", alias="schema")
+    local_root: str = ".smb-fanout"
+    # True: Delta tables are folders under local_root/tables; False: catalog tables.
+    use_paths: bool = True
+    tables: TableNames = TableNames()
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @field_validator("catalog", "schema_name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return validate_identifier(value)
+
+
+class DetectorConfig(_Frozen):
+    smb_ports: tuple[int, ...] = (445, 139)
+    internal_cidrs: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+    window_hours: int = Field(5, ge=1, le=24)
+    slide_hours: int = Field(1, ge=1, le=24)
+    training_days: int = Field(30, ge=1, le=365)
+    activation_days: int = Field(14, ge=0, le=365)
+    dedup_hours: int = Field(24, ge=1, le=24 * 14)
+    min_new_destinations: int = Field(5, ge=1)
+    host_quantile: float = Field(0.99, gt=0, lt=1)
+    fleet_quantile: float = Field(0.99, gt=0, lt=1)
+    highly_rare_fraction: float = Field(0.0001, gt=0, lt=1)
+    fanout_min_destinations: int = Field(2, ge=1)
+    medium_multiplier: float = Field(3.0, gt=1)
+    medium_failure_ratio: float = Field(0.5, ge=0, le=1)
+    rare_process_host_fraction: float = Field(0.01, ge=0, le=1)
+    os_smb_client_processes: tuple[str, ...] = ("system",)
+
+    @field_validator("smb_ports")
+    @classmethod
+    def _check_ports(cls, ports: tuple[int, ...]) -> tuple[int, ...]:
+        for port in ports:
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} is outside 1-65535")
+        return ports
+
+    @field_validator("internal_cidrs")
+    @classmethod
+    def _check_cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as err:
+                raise ValueError(f"invalid CIDR {cidr!r}: {err}") from err
+        return cidrs
+
+    @field_validator("os_smb_client_processes")
+    @classmethod
+    def _lower(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(name.lower() for name in names)
+
+
+class IngestConfig(_Frozen):
+    default_format: str = "auto"
+    max_raw_chars: int = Field(8192, ge=256)
+
+
+class MlflowConfig(_Frozen):
+    tracking_uri: str = ""
+    registry_uri: str = ""
+    experiment: str = "smb-fanout"
+    model_name: str = "smb_fanout_thresholds"
+    alias: str = "champion"
+
+
+class SparkConfig(_Frozen):
+    master: str = "local[2]"
+    shuffle_partitions: int = Field(4, ge=1)
+    driver_memory: str = "2g"
+
+
+class Config(_Frozen):
+    environment: str = "local"
+    storage: StorageConfig = StorageConfig()
+    detector: DetectorConfig = DetectorConfig()
+    ingest: IngestConfig = IngestConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    spark: SparkConfig = SparkConfig()
+
+    @property
+    def local_root(self) -> Path:
+        return Path(self.storage.local_root).resolve()
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"configuration file not found: {path}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"invalid YAML in {path}: {err}") from err
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path} must contain a mapping at the top level")
+    return content
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn `section.key=value` into a nested mapping; the value is parsed as YAML."""
+    dotted, sep, raw_value = text.partition("=")
+    if not sep or not dotted.strip():
+        raise ConfigError(f"invalid override {text!r}: expected section.key=value")
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"invalid value in override {text!r}: {err}") from err
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = dotted.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def load_config(
+    environment: str = "local",
+    overrides: list[str] | tuple[str, ...] = (),
+    conf_dir: Path | None = None,
+) -> Config:
+    """Load base.yml, then `<environment>.yml`, then each `section.key=value` override.
+
+    Raises:
+        ConfigError: a file is missing or malformed, or a value is invalid; the
+            message names the key and the rejected value.
+    """
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(
+            f"unknown environment {environment!r}: use one of {', '.join(ENVIRONMENTS)}"
+        )
+    folder = conf_dir or DEFAULT_CONF_DIR
+    merged = _read_yaml(folder / "base.yml")
+    merged = _deep_merge(merged, _read_yaml(folder / f"{environment}.yml"))
+    for override in overrides:
+        merged = _deep_merge(merged, parse_override(override))
+    merged["environment"] = environment
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}={e.get('input')!r}: {e['msg']}"
+            for e in err.errors()
+        )
+        raise ConfigError(
+            f"invalid configuration ({folder}, environment {environment}): {problems}"
+        ) from err

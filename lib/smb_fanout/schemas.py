@@ -1,0 +1,216 @@
+"""Schemas of every smb-fanout table, declared once as DDL strings."""
+
+from __future__ import annotations
+
+from pyspark.sql.types import StructType
+
+# Canonical endpoint network event: one connection or attempt seen by an agent.
+NETWORK_EVENTS = """
+    event_id STRING NOT NULL,
+    event_time TIMESTAMP NOT NULL,
+    event_date DATE NOT NULL,
+    host_id STRING NOT NULL,
+    host_name STRING,
+    local_ip STRING,
+    local_port INT,
+    remote_ip STRING,
+    remote_port INT,
+    direction STRING NOT NULL,
+    protocol STRING,
+    outcome STRING NOT NULL,
+    actor_process_name STRING,
+    actor_process_path STRING,
+    actor_process_pid BIGINT,
+    actor_process_command_line STRING,
+    actor_process_sha256 STRING,
+    causality_process_name STRING,
+    causality_process_path STRING,
+    user_name STRING,
+    source_format STRING NOT NULL,
+    source_file STRING NOT NULL,
+    source_row BIGINT NOT NULL,
+    ingested_at TIMESTAMP NOT NULL
+"""
+
+QUARANTINED_EVENTS = """
+    source_file STRING NOT NULL,
+    source_row BIGINT NOT NULL,
+    source_format STRING NOT NULL,
+    reason STRING NOT NULL,
+    raw STRING,
+    ingest_run_id STRING NOT NULL,
+    quarantined_at TIMESTAMP NOT NULL
+"""
+
+INGEST_RUNS = """
+    ingest_run_id STRING NOT NULL,
+    source_file STRING NOT NULL,
+    source_format STRING NOT NULL,
+    rows_read BIGINT NOT NULL,
+    rows_written BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    duplicates_removed BIGINT NOT NULL,
+    started_at TIMESTAMP NOT NULL
+"""
+
+# Addresses each agent reported as its own, per day: the basis of destination identity.
+HOST_ADDRESSES = """
+    host_id STRING NOT NULL,
+    host_name STRING,
+    ip STRING NOT NULL,
+    day DATE NOT NULL,
+    first_seen TIMESTAMP NOT NULL,
+    last_seen TIMESTAMP NOT NULL
+"""
+
+PROCESS_COUNT = "STRUCT<name: STRING, path: STRING, count: BIGINT>"
+
+# One row per source host, destination identity and hour.
+SMB_CONTACTS_HOURLY = f"""
+    host_id STRING NOT NULL,
+    host_name STRING,
+    destination_id STRING NOT NULL,
+    destination_ip STRING NOT NULL,
+    destination_resolved BOOLEAN NOT NULL,
+    hour TIMESTAMP NOT NULL,
+    day DATE NOT NULL,
+    attempts BIGINT NOT NULL,
+    failures BIGINT NOT NULL,
+    first_time TIMESTAMP NOT NULL,
+    last_time TIMESTAMP NOT NULL,
+    actor_processes ARRAY<{PROCESS_COUNT}>,
+    causality_processes ARRAY<{PROCESS_COUNT}>,
+    command_lines ARRAY<STRING>,
+    previous_seen TIMESTAMP,
+    is_new BOOLEAN NOT NULL
+"""
+
+# Per host and destination: first and last contact hour, maintained with MERGE.
+# `seen_before_batch` and `batch_start` make a rerun of the same stats batch
+# see the profile as it was before that batch.
+SMB_PROFILE = """
+    host_id STRING NOT NULL,
+    destination_id STRING NOT NULL,
+    first_seen TIMESTAMP NOT NULL,
+    last_seen TIMESTAMP NOT NULL,
+    seen_before_batch TIMESTAMP,
+    batch_start TIMESTAMP NOT NULL
+"""
+
+NEW_DESTINATION = """STRUCT<
+    destination_id: STRING, destination_ip: STRING, resolved: BOOLEAN,
+    first_time: TIMESTAMP, attempts: BIGINT, failures: BIGINT>"""
+
+# One row per host and window end: statistics of the window [window_start, window_end).
+SMB_HOST_WINDOWS = f"""
+    host_id STRING NOT NULL,
+    host_name STRING,
+    window_start TIMESTAMP NOT NULL,
+    window_end TIMESTAMP NOT NULL,
+    distinct_destinations BIGINT NOT NULL,
+    new_destination_count BIGINT NOT NULL,
+    new_destinations ARRAY<{NEW_DESTINATION}>,
+    attempts BIGINT NOT NULL,
+    failures BIGINT NOT NULL,
+    failure_ratio DOUBLE NOT NULL,
+    new_attempts BIGINT NOT NULL,
+    new_failures BIGINT NOT NULL,
+    actor_processes ARRAY<{PROCESS_COUNT}>,
+    causality_processes ARRAY<{PROCESS_COUNT}>,
+    command_lines ARRAY<STRING>
+"""
+
+SMB_STATS_STATE = """
+    state_key STRING NOT NULL,
+    processed_through TIMESTAMP NOT NULL,
+    fleet_first_seen TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+"""
+
+# One row per host per fitted model; `host_id` '*' is the fleet row.
+SMB_THRESHOLDS = """
+    model_run_id STRING NOT NULL,
+    host_id STRING NOT NULL,
+    baseline_source STRING NOT NULL,
+    windows_observed BIGINT NOT NULL,
+    active_windows BIGINT NOT NULL,
+    mean_new_destinations DOUBLE NOT NULL,
+    max_new_destinations BIGINT NOT NULL,
+    host_quantile DOUBLE NOT NULL,
+    fleet_floor DOUBLE NOT NULL,
+    threshold DOUBLE NOT NULL,
+    fleet_tail_threshold DOUBLE NOT NULL,
+    showed_fanout BOOLEAN NOT NULL,
+    training_start TIMESTAMP NOT NULL,
+    training_end TIMESTAMP NOT NULL,
+    fitted_at TIMESTAMP NOT NULL
+"""
+
+# One row per host and window end that crossed the thresholds.
+SMB_DETECTIONS = f"""
+    host_id STRING NOT NULL,
+    host_name STRING,
+    window_start TIMESTAMP NOT NULL,
+    window_end TIMESTAMP NOT NULL,
+    variation STRING NOT NULL,
+    severity STRING NOT NULL,
+    new_destination_count BIGINT NOT NULL,
+    new_destinations ARRAY<{NEW_DESTINATION}>,
+    threshold DOUBLE NOT NULL,
+    fleet_tail_threshold DOUBLE NOT NULL,
+    failure_ratio DOUBLE NOT NULL,
+    severity_reasons ARRAY<STRING>,
+    model_name STRING NOT NULL,
+    model_version STRING NOT NULL,
+    model_run_id STRING NOT NULL
+"""
+
+SMB_ALERTS = f"""
+    alert_id STRING NOT NULL,
+    alert_name STRING NOT NULL,
+    variation STRING NOT NULL,
+    severity STRING NOT NULL,
+    host_id STRING NOT NULL,
+    host_name STRING,
+    window_start TIMESTAMP NOT NULL,
+    window_end TIMESTAMP NOT NULL,
+    first_detection_window_end TIMESTAMP NOT NULL,
+    last_detection_window_end TIMESTAMP NOT NULL,
+    new_destinations ARRAY<{NEW_DESTINATION}>,
+    new_destination_count BIGINT NOT NULL,
+    threshold DOUBLE NOT NULL,
+    baseline_mean_new_destinations DOUBLE,
+    baseline_max_new_destinations BIGINT,
+    baseline_windows_observed BIGINT,
+    baseline_source STRING,
+    fleet_tail_threshold DOUBLE NOT NULL,
+    failure_ratio DOUBLE NOT NULL,
+    actor_processes ARRAY<{PROCESS_COUNT}>,
+    causality_processes ARRAY<{PROCESS_COUNT}>,
+    command_lines ARRAY<STRING>,
+    severity_reasons ARRAY<STRING>,
+    mitre_tactic_id STRING NOT NULL,
+    mitre_tactic_name STRING NOT NULL,
+    mitre_technique_id STRING NOT NULL,
+    mitre_technique_name STRING NOT NULL,
+    mitre_subtechnique_id STRING NOT NULL,
+    mitre_subtechnique_name STRING NOT NULL,
+    description STRING NOT NULL,
+    investigative_actions ARRAY<STRING>,
+    reason STRING NOT NULL,
+    model_name STRING NOT NULL,
+    model_version STRING NOT NULL,
+    model_run_id STRING NOT NULL,
+    status STRING NOT NULL,
+    detection_count BIGINT NOT NULL,
+    suppressed_count BIGINT NOT NULL,
+    upgraded_at TIMESTAMP,
+    content_hash STRING NOT NULL,
+    detected_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+"""
+
+
+def struct_type(ddl: str) -> StructType:
+    """Parse one of the DDL strings above into a StructType."""
+    return StructType.fromDDL(" ".join(ddl.split()))

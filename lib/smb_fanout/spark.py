@@ -1,0 +1,99 @@
+"""SparkSession factory: the active session on Databricks, an embedded Delta-enabled one locally."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from smb_fanout.config import Config
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+JARS_DIR_NAME = "jars"
+_DELTA_JAR_PREFIX = "delta-spark_"
+
+
+class DeltaJarsMissingError(RuntimeError):
+    """Raised when the local Delta jars have not been downloaded yet."""
+
+
+def on_databricks() -> bool:
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def delta_jars(local_root: Path) -> list[Path]:
+    """Return the cached Delta jars under `local_root/jars`.
+
+    Raises:
+        DeltaJarsMissingError: the folder has no delta-spark jar.
+    """
+    folder = local_root / JARS_DIR_NAME
+    jars = sorted(folder.glob("*.jar")) if folder.is_dir() else []
+    if not any(jar.name.startswith(_DELTA_JAR_PREFIX) for jar in jars):
+        raise DeltaJarsMissingError(
+            f"Delta jars not found in {folder}: run `make jars` (Maven copies them from "
+            "Maven Central once) or set storage.local_root to a folder that has them"
+        )
+    return jars
+
+
+def get_spark(config: Config, app_name: str = "smb-fanout") -> SparkSession:
+    """Return the active session on Databricks, or build a local Delta-enabled one.
+
+    The local session listens on loopback only, runs in UTC, and keeps its
+    warehouse and metastore under `storage.local_root`.
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if on_databricks():
+        return SparkSession.builder.getOrCreate()
+
+    root = config.local_root
+    root.mkdir(parents=True, exist_ok=True)
+    jars = delta_jars(root)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", _venv_python())
+    os.environ["TZ"] = "UTC"
+    warehouse = root / "warehouse"
+    derby_home = root / "metastore"
+    derby_home.mkdir(parents=True, exist_ok=True)
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(config.spark.master)
+        .config("spark.jars", ",".join(str(jar) for jar in jars))
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config(
+            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        )
+        .config("spark.sql.session.timeZone", "UTC")
+        .config(
+            "spark.driver.extraJavaOptions", f"-Duser.timezone=UTC -Dderby.system.home={derby_home}"
+        )
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.memory", config.spark.driver_memory)
+        .config("spark.sql.warehouse.dir", str(warehouse))
+        .config("spark.sql.shuffle.partitions", str(config.spark.shuffle_partitions))
+        .config("spark.default.parallelism", str(config.spark.shuffle_partitions))
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    logger.info("started local Spark %s with warehouse %s", spark.version, warehouse)
+    return spark
+
+
+def _venv_python() -> str:
+    return sys.executable
