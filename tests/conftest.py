@@ -25,7 +25,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
     # The jars live in the project's folder; tables of each test go to tmp_path.
-    config = load_config("local", [f"storage.local_root={PROJECT_ROOT / '.smb-fanout'}"])
+    config = load_config("local", [f"spark.jars_dir={PROJECT_ROOT / '.smb-fanout' / 'jars'}"])
     session = get_spark(config, app_name="smb-fanout-tests")
     yield session
     session.stop()

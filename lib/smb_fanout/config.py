@@ -33,6 +33,7 @@ class TableNames(_Frozen):
     smb_host_windows: str = "smb_host_windows"
     smb_stats_state: str = "smb_stats_state"
     smb_thresholds: str = "smb_thresholds"
+    smb_process_rarity: str = "smb_process_rarity"
     smb_detections: str = "smb_detections"
     smb_alerts: str = "smb_alerts"
 
@@ -115,6 +116,8 @@ class MlflowConfig(_Frozen):
 
 class SparkConfig(_Frozen):
     master: str = "local[2]"
+    # Folder of the Delta jars that `make jars` copies from Maven Central.
+    jars_dir: str = ".smb-fanout/jars"
     shuffle_partitions: int = Field(4, ge=1)
     driver_memory: str = "2g"
 
@@ -186,9 +189,7 @@ def load_config(
             message names the key and the rejected value.
     """
     if environment not in ENVIRONMENTS:
-        raise ConfigError(
-            f"unknown environment {environment!r}: use one of {', '.join(ENVIRONMENTS)}"
-        )
+        raise ConfigError(f"unknown environment {environment!r}: use one of {', '.join(ENVIRONMENTS)}")
     folder = conf_dir or DEFAULT_CONF_DIR
     merged = _read_yaml(folder / "base.yml")
     merged = _deep_merge(merged, _read_yaml(folder / f"{environment}.yml"))
@@ -199,9 +200,6 @@ def load_config(
         return Config.model_validate(merged)
     except ValidationError as err:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}={e.get('input')!r}: {e['msg']}"
-            for e in err.errors()
+            f"{'.'.join(str(p) for p in e['loc'])}={e.get('input')!r}: {e['msg']}" for e in err.errors()
         )
-        raise ConfigError(
-            f"invalid configuration ({folder}, environment {environment}): {problems}"
-        ) from err
+        raise ConfigError(f"invalid configuration ({folder}, environment {environment}): {problems}") from err

@@ -19,8 +19,7 @@ def validate_identifier(name: str) -> str:
     """
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise ValueError(
-            f"invalid identifier {name!r}: use 1-255 letters, digits or underscores, "
-            "not starting with a digit"
+            f"invalid identifier {name!r}: use 1-255 letters, digits or underscores, not starting with a digit"
         )
     return name
 

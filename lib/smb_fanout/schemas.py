@@ -146,6 +146,14 @@ SMB_THRESHOLDS = """
     fitted_at TIMESTAMP NOT NULL
 """
 
+# Share of hosts that used each actor process for SMB in a model's training period.
+SMB_PROCESS_RARITY = """
+    model_run_id STRING NOT NULL,
+    process_name STRING NOT NULL,
+    hosts BIGINT NOT NULL,
+    host_fraction DOUBLE NOT NULL
+"""
+
 # One row per host and window end that crossed the thresholds.
 SMB_DETECTIONS = f"""
     host_id STRING NOT NULL,
@@ -160,6 +168,11 @@ SMB_DETECTIONS = f"""
     fleet_tail_threshold DOUBLE NOT NULL,
     failure_ratio DOUBLE NOT NULL,
     severity_reasons ARRAY<STRING>,
+    variation_reason STRING NOT NULL,
+    baseline_source STRING NOT NULL,
+    baseline_mean_new_destinations DOUBLE,
+    baseline_max_new_destinations BIGINT,
+    baseline_windows_observed BIGINT,
     model_name STRING NOT NULL,
     model_version STRING NOT NULL,
     model_run_id STRING NOT NULL
@@ -213,4 +226,6 @@ SMB_ALERTS = f"""
 
 def struct_type(ddl: str) -> StructType:
     """Parse one of the DDL strings above into a StructType."""
-    return StructType.fromDDL(" ".join(ddl.split()))
+    parsed = StructType.fromDDL(" ".join(ddl.split()))
+    assert isinstance(parsed, StructType)
+    return parsed

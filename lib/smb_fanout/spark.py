@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-JARS_DIR_NAME = "jars"
 _DELTA_JAR_PREFIX = "delta-spark_"
 
 
@@ -27,18 +27,17 @@ def on_databricks() -> bool:
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
 
 
-def delta_jars(local_root: Path) -> list[Path]:
-    """Return the cached Delta jars under `local_root/jars`.
+def delta_jars(folder: Path) -> list[Path]:
+    """Return the cached Delta jars in `folder`.
 
     Raises:
         DeltaJarsMissingError: the folder has no delta-spark jar.
     """
-    folder = local_root / JARS_DIR_NAME
     jars = sorted(folder.glob("*.jar")) if folder.is_dir() else []
     if not any(jar.name.startswith(_DELTA_JAR_PREFIX) for jar in jars):
         raise DeltaJarsMissingError(
             f"Delta jars not found in {folder}: run `make jars` (Maven copies them from "
-            "Maven Central once) or set storage.local_root to a folder that has them"
+            "Maven Central once) or set spark.jars_dir to a folder that has them"
         )
     return jars
 
@@ -59,10 +58,11 @@ def get_spark(config: Config, app_name: str = "smb-fanout") -> SparkSession:
 
     root = config.local_root
     root.mkdir(parents=True, exist_ok=True)
-    jars = delta_jars(root)
+    jars = delta_jars(Path(config.spark.jars_dir).resolve())
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", _venv_python())
     os.environ["TZ"] = "UTC"
+    time.tzset()
     warehouse = root / "warehouse"
     derby_home = root / "metastore"
     derby_home.mkdir(parents=True, exist_ok=True)
@@ -71,13 +71,9 @@ def get_spark(config: Config, app_name: str = "smb-fanout") -> SparkSession:
         .master(config.spark.master)
         .config("spark.jars", ",".join(str(jar) for jar in jars))
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config(
-            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-        )
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.session.timeZone", "UTC")
-        .config(
-            "spark.driver.extraJavaOptions", f"-Duser.timezone=UTC -Dderby.system.home={derby_home}"
-        )
+        .config("spark.driver.extraJavaOptions", f"-Duser.timezone=UTC -Dderby.system.home={derby_home}")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")

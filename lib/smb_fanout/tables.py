@@ -9,6 +9,7 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
 
 from smb_fanout import schemas
 from smb_fanout.config import Config
@@ -26,6 +27,7 @@ TABLE_SCHEMAS = {
     "smb_host_windows": schemas.SMB_HOST_WINDOWS,
     "smb_stats_state": schemas.SMB_STATS_STATE,
     "smb_thresholds": schemas.SMB_THRESHOLDS,
+    "smb_process_rarity": schemas.SMB_PROCESS_RARITY,
     "smb_detections": schemas.SMB_DETECTIONS,
     "smb_alerts": schemas.SMB_ALERTS,
 }
@@ -38,6 +40,8 @@ TABLE_KEYS = {
     "smb_profile": ("host_id", "destination_id"),
     "smb_host_windows": ("host_id", "window_end"),
     "smb_stats_state": ("state_key",),
+    "smb_thresholds": ("model_run_id", "host_id"),
+    "smb_process_rarity": ("model_run_id", "process_name"),
     "smb_detections": ("host_id", "window_end"),
     "smb_alerts": ("alert_id",),
 }
@@ -106,9 +110,7 @@ def ensure_table(spark: SparkSession, ref: TableRef) -> None:
         return
     schema = schemas.struct_type(TABLE_SCHEMAS[ref.key])
     builder = DeltaTable.createIfNotExists(spark).addColumns(schema)
-    builder = (
-        builder.location(str(ref.path)) if ref.path is not None else builder.tableName(ref.name)
-    )
+    builder = builder.location(str(ref.path)) if ref.path is not None else builder.tableName(ref.name)
     builder.execute()
     logger.info("created table %s", ref.sql_name)
 
@@ -142,23 +144,31 @@ def merge(
     *,
     update_condition: str | Column | None = None,
     insert_only: bool = False,
+    preserve: tuple[str, ...] = (),
 ) -> dict[str, int]:
     """Upsert `df` into `ref` on the table's key and return Delta's operation metrics.
 
-    The source must already have one row per key; this is checked before the
-    write, because Delta either rejects such a MERGE or, for new keys, inserts
-    both rows.
+    Columns named in `preserve` keep their stored value when a row is updated.
+
+    The source must already have one row per key, and this is checked before
+    the write. Delta would otherwise reject the MERGE or, for a new key,
+    insert both rows.
     """
     spark = df.sparkSession
     ensure_table(spark, ref)
     keys = TABLE_KEYS[ref.key]
-    source = conform(df, ref)
-    assert_unique_keys(source, keys, f"MERGE source for {ref.sql_name}")
-    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
-    builder = ref.delta(spark).alias("t").merge(source.alias("s"), condition)
-    if not insert_only:
-        builder = builder.whenMatchedUpdateAll(condition=update_condition)
-    builder.whenNotMatchedInsertAll().execute()
+    # Cached so that the key check and Delta's passes over the source compute it once.
+    source = conform(df, ref).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        assert_unique_keys(source, keys, f"MERGE source for {ref.sql_name}")
+        condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+        builder = ref.delta(spark).alias("t").merge(source.alias("s"), condition)
+        if not insert_only:
+            updated: dict[str, str | Column] = {name: f"s.`{name}`" for name in source.columns if name not in preserve}
+            builder = builder.whenMatchedUpdate(condition=update_condition, set=updated)
+        builder.whenNotMatchedInsertAll().execute()
+    finally:
+        source.unpersist()
     metrics = last_operation_metrics(spark, ref)
     logger.info(
         "merged into %s: %s inserted, %s updated",

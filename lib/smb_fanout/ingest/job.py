@@ -1,0 +1,199 @@
+"""The ingest job: raw files to `network_events`, with quarantine and reconciled counts."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
+
+from smb_fanout.config import Config
+from smb_fanout.ingest import adapters
+from smb_fanout.ingest.normalize import normalize_events
+from smb_fanout.ingest.reader import (
+    PARQUET_SUFFIXES,
+    expand_paths,
+    read_parquet_rows,
+    read_text_lines,
+)
+from smb_fanout.tables import Tables, append
+
+logger = logging.getLogger(__name__)
+
+WRITTEN = "written"
+QUARANTINED = "quarantined"
+DUPLICATE = "duplicate"
+
+
+class UnknownFormatError(ValueError):
+    """Raised for an input format name that has no adapter."""
+
+
+@dataclass
+class FileCounts:
+    source_file: str
+    source_format: str
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_quarantined: int = 0
+    duplicates_removed: int = 0
+
+
+@dataclass
+class IngestResult:
+    ingest_run_id: str
+    files: list[FileCounts] = field(default_factory=list)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def rows_written(self) -> int:
+        return sum(f.rows_written for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    @property
+    def duplicates_removed(self) -> int:
+        return sum(f.duplicates_removed for f in self.files)
+
+
+def parse_files(spark: SparkSession, files: list[str], input_format: str) -> DataFrame:
+    """Read and adapt `files`; returns typed canonical rows with `reason` and `source_format`."""
+    if input_format not in adapters.FORMATS:
+        raise UnknownFormatError(f"unknown input format {input_format!r}: use one of {', '.join(adapters.FORMATS)}")
+    parquet = [f for f in files if f.endswith(PARQUET_SUFFIXES)]
+    text = [f for f in files if not f.endswith(PARQUET_SUFFIXES)]
+    frames: list[DataFrame] = []
+    if text:
+        lines = read_text_lines(spark, text)
+        if input_format == "auto":
+            frames.append(adapters.auto_detect(lines))
+        else:
+            adapted = adapters.TEXT_ADAPTERS[input_format](lines)
+            frames.append(adapted.withColumn("source_format", F.lit(input_format)))
+    if parquet:
+        rows = adapters.canonical_columns(read_parquet_rows(spark, parquet))
+        frames.append(rows.withColumn("source_format", F.lit("canonical")))
+    adapted_rows = frames[0]
+    for frame in frames[1:]:
+        adapted_rows = adapted_rows.unionByName(frame)
+    return normalize_events(adapted_rows)
+
+
+def classify_rows(parsed: DataFrame, existing_events: DataFrame) -> DataFrame:
+    """Add `status`: quarantined (has a reason), duplicate (event id seen before or earlier in this batch) or written.
+
+    The first row of an event id in (file, row) order is kept, so reruns keep the same row.
+    """
+    first_of_id = Window.partitionBy("event_id").orderBy("source_file", "source_row")
+    valid = parsed.where(F.col("reason").isNull())
+    known = existing_events.select("event_date", "event_id").withColumn("_known", F.lit(True))
+    ranked = (
+        valid.withColumn("_rank", F.row_number().over(first_of_id))
+        .join(known, ["event_date", "event_id"], "left")
+        .withColumn(
+            "status",
+            F.when((F.col("_rank") > 1) | F.col("_known").isNotNull(), F.lit(DUPLICATE)).otherwise(F.lit(WRITTEN)),
+        )
+        .drop("_rank", "_known")
+    )
+    quarantined = parsed.where(F.col("reason").isNotNull()).withColumn("status", F.lit(QUARANTINED))
+    return ranked.unionByName(quarantined)
+
+
+def run_ingest(spark: SparkSession, config: Config, paths: list[str], input_format: str | None = None) -> IngestResult:
+    """Ingest `paths` into `network_events`; unusable rows go to `quarantined_events`."""
+    tables = Tables(config)
+    run_id = str(uuid.uuid4())
+    files = expand_paths(paths)
+    fmt = input_format or config.ingest.default_format
+    classified = classify_rows(parse_files(spark, files, fmt), tables.network_events.read(spark))
+    classified = classified.withColumn("ingested_at", F.current_timestamp()).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        # Counting first materializes the cache, so the statuses are decided
+        # before any row is written and the written rows cannot be re-read as
+        # duplicates of themselves.
+        result = _count(classified, run_id)
+        # Rows already in the table were classified as duplicates above, so an append suffices.
+        # NOTE: two ingest runs of the same file at the same time can both append it.
+        append(classified.where(F.col("status") == WRITTEN), tables.network_events)
+        quarantine = classified.where(F.col("status") == QUARANTINED).select(
+            "source_file",
+            "source_row",
+            "source_format",
+            "reason",
+            F.substring(F.col("raw"), 1, config.ingest.max_raw_chars).alias("raw"),
+            F.lit(run_id).alias("ingest_run_id"),
+            F.col("ingested_at").alias("quarantined_at"),
+        )
+        if result.rows_quarantined:
+            append(quarantine, tables.quarantined_events)
+    finally:
+        classified.unpersist()
+    _record_run(spark, config, result)
+    logger.info(
+        "ingested %s rows from %s files: %s written, %s quarantined, %s duplicates",
+        result.rows_read,
+        len(result.files),
+        result.rows_written,
+        result.rows_quarantined,
+        result.duplicates_removed,
+    )
+    return result
+
+
+def _count(classified: DataFrame, run_id: str) -> IngestResult:
+    """Count rows per file and status; the result has one row per file, not per event."""
+    per_file = (
+        classified.groupBy("source_file")
+        .agg(
+            F.first("source_format").alias("source_format"),
+            F.count(F.lit(1)).alias("rows_read"),
+            F.sum(F.when(F.col("status") == WRITTEN, 1).otherwise(0)).alias("rows_written"),
+            F.sum(F.when(F.col("status") == QUARANTINED, 1).otherwise(0)).alias("rows_quarantined"),
+            F.sum(F.when(F.col("status") == DUPLICATE, 1).otherwise(0)).alias("duplicates_removed"),
+        )
+        .orderBy("source_file")
+        .collect()
+    )
+    reasons = (
+        classified.where(F.col("status") == QUARANTINED)
+        .groupBy(F.regexp_replace("reason", ":.*$", "").alias("reason"))
+        .count()
+        .collect()
+    )
+    result = IngestResult(ingest_run_id=run_id)
+    result.files = [FileCounts(**row.asDict()) for row in per_file]
+    result.quarantine_reasons = {row["reason"]: int(row["count"]) for row in reasons}
+    return result
+
+
+def _record_run(spark: SparkSession, config: Config, result: IngestResult) -> None:
+    rows = [
+        (
+            result.ingest_run_id,
+            f.source_file,
+            f.source_format,
+            f.rows_read,
+            f.rows_written,
+            f.rows_quarantined,
+            f.duplicates_removed,
+        )
+        for f in result.files
+    ]
+    if not rows:
+        return
+    frame = spark.createDataFrame(
+        rows,
+        "ingest_run_id string, source_file string, source_format string, rows_read long, "
+        "rows_written long, rows_quarantined long, duplicates_removed long",
+    ).withColumn("started_at", F.current_timestamp())
+    append(frame, Tables(config).ingest_runs)
