@@ -1,0 +1,153 @@
+"""SMB contacts: filtering network events, resolving destination identity, hourly aggregates."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from smb_fanout.config import DetectorConfig
+from smb_fanout.ipaddr import ip_in_cidrs, is_link_local, is_non_destination
+
+UNRESOLVED_PREFIX = "ip:"
+FAILED_OUTCOMES = ("failure", "blocked")
+MAX_COMMAND_LINES = 10
+
+
+def smb_contacts(events: DataFrame, detector: DetectorConfig) -> DataFrame:
+    """Keep outbound TCP connections or attempts to an internal SMB destination.
+
+    Needs the canonical `network_events` columns. Loopback, link-local,
+    multicast, broadcast and unspecified destinations, and the event's own
+    local address, are never destinations.
+    """
+    remote = F.col("remote_ip")
+    protocol_ok = F.col("protocol").isNull() | (F.col("protocol") == "tcp")
+    return events.where(
+        (F.col("direction") == "outbound")
+        & protocol_ok
+        & F.col("remote_port").isin(*detector.smb_ports)
+        & ip_in_cidrs(remote, detector.internal_cidrs)
+        & ~is_non_destination(remote)
+        & (F.col("local_ip").isNull() | (remote != F.col("local_ip")))
+    )
+
+
+def host_addresses(events: DataFrame) -> DataFrame:
+    """Addresses each host reported as its own, per day.
+
+    Needs `host_id`, `host_name`, `local_ip`, `event_time`; returns one row per
+    (`host_id`, `ip`, `day`) with `first_seen` and `last_seen`. Link-local and
+    other non-routable addresses are left out because they identify no host.
+    """
+    usable = events.where(
+        F.col("local_ip").isNotNull() & ~is_non_destination(F.col("local_ip")) & ~is_link_local(F.col("local_ip"))
+    )
+    return usable.groupBy("host_id", F.col("local_ip").alias("ip"), F.to_date("event_time").alias("day")).agg(
+        F.max("host_name").alias("host_name"),
+        F.min("event_time").alias("first_seen"),
+        F.max("event_time").alias("last_seen"),
+    )
+
+
+def resolve_destinations(contacts: DataFrame, addresses: DataFrame) -> DataFrame:
+    """Add `destination_id` and `destination_resolved` to SMB contacts.
+
+    A destination IP resolves to the host that reported it as its own on the
+    same day; among several, the one that took the address most recently
+    before the contact wins, then the lowest `host_id`. Unresolved
+    destinations keep the IP as `ip:<address>`. Contacts that resolve to the
+    source host itself are removed.
+    """
+    holders = addresses.select(
+        F.col("ip").alias("_ip"),
+        F.col("day").alias("_day"),
+        F.col("host_id").alias("_holder"),
+        F.col("first_seen").alias("_holder_since"),
+    )
+    keyed = contacts.withColumn("_contact_key", F.monotonically_increasing_id())
+    joined = keyed.join(
+        holders,
+        (F.col("remote_ip") == F.col("_ip")) & (F.to_date("event_time") == F.col("_day")),
+        "left",
+    )
+    held_before = F.col("_holder_since") <= F.col("event_time")
+    preference = Window.partitionBy("_contact_key").orderBy(
+        F.when(held_before, 0).otherwise(1),
+        F.when(held_before, F.col("_holder_since")).desc_nulls_last(),
+        F.col("_holder").asc_nulls_last(),
+    )
+    best = joined.withColumn("_rank", F.row_number().over(preference)).where(F.col("_rank") == 1)
+    resolved = best.withColumn(
+        "destination_id",
+        F.coalesce(F.col("_holder"), F.concat(F.lit(UNRESOLVED_PREFIX), F.col("remote_ip"))),
+    ).withColumn("destination_resolved", F.col("_holder").isNotNull())
+    return resolved.where(F.col("destination_id") != F.col("host_id")).drop(
+        "_contact_key", "_ip", "_day", "_holder", "_holder_since", "_rank"
+    )
+
+
+def _sorted_process_counts(counted: DataFrame, keys: list[str], alias: str) -> DataFrame:
+    """Collect (`name`, `path`, `count`) rows per key into an array, largest count first, then by name."""
+    ordered = F.array_sort(F.collect_list(F.struct((-F.col("count")).alias("_order"), "name", "path", "count")))
+    return counted.groupBy(*keys).agg(
+        F.transform(ordered, lambda p: F.struct(p["name"], p["path"], p["count"])).alias(alias)
+    )
+
+
+def _process_counts(contacts: DataFrame, keys: list[str], name: str, path: str) -> DataFrame:
+    counted = contacts.groupBy(*keys, F.col(name).alias("name"), F.col(path).alias("path")).agg(
+        F.count(F.lit(1)).alias("count")
+    )
+    return _sorted_process_counts(counted, keys, "processes")
+
+
+def merge_processes(rows: DataFrame, keys: list[str]) -> DataFrame:
+    """Sum the process counts and merge the command lines of `rows` per key.
+
+    Needs `actor_processes`, `causality_processes` and `command_lines` arrays
+    as in `smb_contacts_hourly`; returns one row per key with the same three
+    columns, so keys without processes or command lines have nulls there.
+    """
+    result = rows.select(*keys).distinct()
+    for column in ("actor_processes", "causality_processes"):
+        flat = rows.select(*keys, F.explode(column).alias("p"))
+        summed = flat.groupBy(*keys, F.col("p.name").alias("name"), F.col("p.path").alias("path")).agg(
+            F.sum("p.count").alias("count")
+        )
+        result = result.join(_sorted_process_counts(summed, keys, column), keys, "left")
+    commands = (
+        rows.select(*keys, F.explode("command_lines").alias("c"))
+        .groupBy(*keys)
+        .agg(F.slice(F.array_sort(F.collect_set("c")), 1, MAX_COMMAND_LINES).alias("command_lines"))
+    )
+    return result.join(commands, keys, "left")
+
+
+def hourly_contacts(resolved: DataFrame) -> DataFrame:
+    """Aggregate resolved SMB contacts per host, destination identity and hour.
+
+    Adds attempts, failures, first and last time, the destination IP (the
+    lowest when several), actor and causality processes with counts, and up to
+    ten distinct command lines. Novelty columns are added later.
+    """
+    hour = F.date_trunc("hour", F.col("event_time"))
+    keyed = resolved.withColumn("hour", hour)
+    keys = ["host_id", "destination_id", "hour"]
+    failed = F.col("outcome").isin(*FAILED_OUTCOMES)
+    base = keyed.groupBy(*keys).agg(
+        F.max("host_name").alias("host_name"),
+        F.min("remote_ip").alias("destination_ip"),
+        F.max("destination_resolved").alias("destination_resolved"),
+        F.count(F.lit(1)).alias("attempts"),
+        F.sum(F.when(failed, 1).otherwise(0)).cast("long").alias("failures"),
+        F.min("event_time").alias("first_time"),
+        F.max("event_time").alias("last_time"),
+        F.slice(F.array_sort(F.collect_set("actor_process_command_line")), 1, MAX_COMMAND_LINES).alias("command_lines"),
+    )
+    actors = _process_counts(keyed, keys, "actor_process_name", "actor_process_path")
+    causes = _process_counts(keyed, keys, "causality_process_name", "causality_process_path")
+    return (
+        base.join(actors.withColumnRenamed("processes", "actor_processes"), keys, "left")
+        .join(causes.withColumnRenamed("processes", "causality_processes"), keys, "left")
+        .withColumn("day", F.to_date("hour"))
+    )
