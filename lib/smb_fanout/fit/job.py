@@ -1,0 +1,149 @@
+"""The fit job: thresholds from 30 days of host windows, tracked and registered in MLflow."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from smb_fanout import registry
+from smb_fanout.config import Config
+from smb_fanout.fit.plots import plot_fleet_distribution
+from smb_fanout.fit.thresholds import (
+    FleetDistribution,
+    fleet_distribution,
+    host_statistics,
+    observed_windows,
+    process_rarity,
+    thresholds,
+    training_period,
+)
+from smb_fanout.stats.job import read_state
+from smb_fanout.tables import Tables, merge
+
+logger = logging.getLogger(__name__)
+
+
+class NothingToFitError(RuntimeError):
+    """Raised when there are no host windows to fit on."""
+
+
+@dataclass(frozen=True)
+class FitResult:
+    model: registry.ModelVersion
+    training_start: datetime
+    training_end: datetime
+    hosts: int
+    fleet_floor: float
+    fleet_tail_threshold: float
+    expected_alerts_per_day: float
+
+
+def expected_alerts_per_day(windows: DataFrame, fitted: DataFrame, min_new: int, days: int) -> float:
+    """Training windows that would alert, counted once per host and day, per day of training."""
+    fleet = fitted.where(F.col("host_id") == "*").select(F.col("threshold").alias("_fleet_threshold"))
+    crossing = (
+        windows.join(fitted.select("host_id", "threshold"), "host_id", "left")
+        .crossJoin(fleet)
+        .where(
+            (F.col("new_destination_count") >= min_new)
+            & (F.col("new_destination_count") > F.coalesce(F.col("threshold"), F.col("_fleet_threshold")))
+        )
+    )
+    alerts = crossing.select("host_id", F.to_date("window_end").alias("day")).distinct().count()
+    return alerts / max(days, 1)
+
+
+def run_fit(spark: SparkSession, config: Config, training_end: datetime | None = None) -> FitResult:
+    """Fit thresholds on the training period ending at `training_end` (default: the stats progress)."""
+    detector = config.detector
+    tables = Tables(config)
+    state = read_state(spark, config)
+    end = training_end or (state.processed_through if state else None)
+    if end is None:
+        raise NothingToFitError("no host windows yet: run `smb-fanout stats` before `fit`")
+    start, end = training_period(end, detector.training_days)
+    windows = tables.smb_host_windows.read(spark).where(
+        (F.col("window_end") > F.lit(start)) & (F.col("window_end") <= F.lit(end))
+    )
+    first_seen = tables.host_addresses.read(spark).groupBy("host_id").agg(F.min("first_seen").alias("first_seen"))
+    first_seen = first_seen.where(F.col("first_seen") < F.lit(end))
+    stats = host_statistics(
+        windows,
+        observed_windows(first_seen, start, end, detector.window_hours),
+        detector.host_quantile,
+    ).persist()
+    try:
+        fleet = fleet_distribution(stats, windows)
+        if fleet.total == 0:
+            raise NothingToFitError(f"no host windows between {start} and {end}: run `smb-fanout stats` first")
+        fitted = thresholds(stats, fleet, detector, start, end).persist()
+        result = _track(spark, config, windows, fitted, fleet, start, end)
+    finally:
+        stats.unpersist()
+    return result
+
+
+def _track(
+    spark: SparkSession,
+    config: Config,
+    windows: DataFrame,
+    fitted: DataFrame,
+    fleet: FleetDistribution,
+    start: datetime,
+    end: datetime,
+) -> FitResult:
+    import mlflow
+
+    detector = config.detector
+    experiment_id = registry.configure(config)
+    fleet_row = fitted.where(F.col("host_id") == "*").first()
+    assert fleet_row is not None
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"fit-{end:%Y%m%dT%H}") as run:
+        run_id = run.info.run_id
+        mlflow.log_params({f"detector.{key}": value for key, value in detector.model_dump().items()})
+        mlflow.log_params({"training_start": start.isoformat(), "training_end": end.isoformat()})
+        per_day = expected_alerts_per_day(windows, fitted, detector.min_new_destinations, detector.training_days)
+        hosts = fitted.where(F.col("host_id") != "*").count()
+        metrics = {
+            "hosts": float(hosts),
+            "host_windows": float(fleet.total),
+            "fleet_floor": float(fleet_row["fleet_floor"]),
+            "fleet_tail_threshold": float(fleet_row["fleet_tail_threshold"]),
+            "fleet_mean_new_destinations": fleet.mean,
+            "expected_alerts_per_day": per_day,
+            "expected_alerts_per_1000_hosts_per_day": 1000.0 * per_day / max(hosts, 1),
+        }
+        mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as folder:
+            figure = plot_fleet_distribution(
+                fleet, fleet_row["fleet_floor"], fleet_row["fleet_tail_threshold"], Path(folder)
+            )
+            mlflow.log_artifact(str(figure), artifact_path="plots")
+        rows = fitted.withColumn("model_run_id", F.lit(run_id)).withColumn("fitted_at", F.current_timestamp())
+        merge(rows, Tables(config).smb_thresholds)
+        hourly = (
+            Tables(config)
+            .smb_contacts_hourly.read(spark)
+            .where((F.col("hour") >= F.lit(start)) & (F.col("hour") < F.lit(end)))
+        )
+        merge(
+            process_rarity(hourly).withColumn("model_run_id", F.lit(run_id)),
+            Tables(config).smb_process_rarity,
+        )
+        model = registry.register_fit(config, run_id, detector.min_new_destinations)
+    fitted.unpersist()
+    logger.info(
+        "fit: %s hosts, floor %.1f, tail %.1f, %.2f expected alerts per day, model version %s",
+        hosts,
+        metrics["fleet_floor"],
+        metrics["fleet_tail_threshold"],
+        per_day,
+        model.version,
+    )
+    return FitResult(model, start, end, hosts, metrics["fleet_floor"], metrics["fleet_tail_threshold"], per_day)
