@@ -31,8 +31,17 @@ $(JARS_STAMP): jvm/pom.xml
 
 jars: $(JARS_STAMP)
 
+REAL_DATA := ../shared/data/real
+USERHUNTER := $(REAL_DATA)/evtx-attack-samples-smb/events/Discovery__discovery_sysmon_3_Invoke_UserHunter_SourceMachine.evtx.jsonl
+
 run: setup
 	$(BIN)/smb-fanout demo
+	@if [ -f "$(USERHUNTER)" ]; then \
+		echo "Replaying the real Invoke-UserHunter trace over generated history"; \
+		$(BIN)/smb-fanout --set storage.local_root=.smb-fanout/replay-run replay --trace "$(USERHUNTER)" --format sysmon; \
+	else \
+		echo "$(REAL_DATA) not found: skipping the real-trace replay"; \
+	fi
 
 lint: setup
 	$(BIN)/ruff check lib jobs tests

@@ -1,0 +1,14 @@
+"""The `smb-fanout` command line: one subcommand per job, plus demo, run, replay and alerts.
+
+Exit codes: 0 success; 1 the job failed; 2 invalid usage or configuration.
+"""
+
+from smb_fanout.cli import alerts, jobs, runs
+from smb_fanout.cli.app import app, run_job
+
+__all__ = ["alerts", "app", "jobs", "main", "run_job", "runs"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,119 @@
+"""The Typer application, its global options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from smb_fanout import render
+from smb_fanout.config import Config, ConfigError, load_config
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+app = typer.Typer(help="Detect hosts that suddenly open SMB sessions to many new hosts.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Read the alert table.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+@dataclass
+class Options:
+    environment: str
+    overrides: list[str]
+    conf_dir: Path | None
+    as_json: bool
+
+    def config(self) -> Config:
+        try:
+            return load_config(self.environment, self.overrides, self.conf_dir)
+        except ConfigError as err:
+            render.console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(EXIT_USAGE) from err
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    env: Annotated[str, typer.Option(help="Environment whose conf/<env>.yml applies: local, dev or prod.")] = "local",
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override one configuration key, e.g. --set detector.min_new_destinations=8. Repeatable.",
+        ),
+    ] = None,
+    conf_dir: Annotated[Path | None, typer.Option(help="Folder with base.yml and the environment files.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON object instead of tables.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step at INFO level.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    conf = conf_dir or (Path(os.environ["SMB_FANOUT_CONF_DIR"]) if "SMB_FANOUT_CONF_DIR" in os.environ else None)
+    ctx.obj = Options(env, list(set_ or []), conf, as_json)
+
+
+def spark_session(config: Config) -> Any:
+    from smb_fanout.spark import get_spark
+
+    with render.console.status("starting Spark"):
+        return get_spark(config)
+
+
+def finish(options: Options, payload: dict[str, Any], summary: str) -> None:
+    if options.as_json:
+        render.print_json(payload)
+    else:
+        render.console.print(summary)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise typer.BadParameter(f"invalid time {value!r}: use ISO-8601, e.g. 2026-11-30T12:00Z") from err
+    return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone(tz=None).replace(tzinfo=None)
+
+
+_GLOBAL_WITH_VALUE = ("--env", "--set", "--conf-dir")
+_GLOBAL_FLAGS = ("--json", "--verbose", "-v")
+
+
+def run_job(job: str, argv: list[str]) -> None:
+    """Run `smb-fanout <global options> JOB <job options>` from a task's argument list.
+
+    Global options may come anywhere in `argv`; they are moved before the job name.
+    """
+    global_args: list[str] = []
+    job_args: list[str] = []
+    position = 0
+    while position < len(argv):
+        arg = argv[position]
+        name = arg.split("=", 1)[0]
+        if name in _GLOBAL_WITH_VALUE:
+            takes_next = "=" not in arg and position + 1 < len(argv)
+            global_args.extend(argv[position : position + (2 if takes_next else 1)])
+            position += 2 if takes_next else 1
+            continue
+        if arg in _GLOBAL_FLAGS:
+            global_args.append(arg)
+        else:
+            job_args.append(arg)
+        position += 1
+    app([*global_args, job, *job_args])

@@ -1,0 +1,121 @@
+"""Commands that run one job each: ingest, stats, fit and score."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from smb_fanout import render
+from smb_fanout.cli.app import Options, app, finish, parse_time, spark_session
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[str], typer.Argument(help="Input files, folders or globs.")],
+    input_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="canonical, sysmon, windows_security or auto (default: ingest.default_format).",
+        ),
+    ] = None,
+) -> None:
+    """Read raw files into network_events; rows that cannot be used go to quarantined_events."""
+    from smb_fanout.ingest.job import run_ingest
+
+    options: Options = ctx.obj
+    config = options.config()
+    result = run_ingest(spark_session(config), config, paths, input_format)
+    finish(
+        options,
+        render.to_jsonable(result)
+        | {
+            "rows_read": result.rows_read,
+            "rows_written": result.rows_written,
+            "rows_quarantined": result.rows_quarantined,
+            "duplicates_removed": result.duplicates_removed,
+        },
+        f"ingest: {result.rows_read} rows read from {len(result.files)} files: {result.rows_written} written, "
+        f"{result.rows_quarantined} quarantined {dict(sorted(result.quarantine_reasons.items()))}, "
+        f"{result.duplicates_removed} duplicates removed",
+    )
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Aggregate hours before this UTC time (default: through the last event's hour)."),
+    ] = None,
+) -> None:
+    """Build hourly SMB contacts, the destination profile and host windows from new events."""
+    from smb_fanout.stats.job import run_stats
+
+    options: Options = ctx.obj
+    config = options.config()
+    result = run_stats(spark_session(config), config, parse_time(until))
+    finish(
+        options,
+        render.to_jsonable(result),
+        f"stats: hours {result.batch_start} to {result.batch_end}: {result.hourly_rows} hourly contact rows, "
+        f"{result.windows} host windows",
+    )
+
+
+@app.command()
+def fit(
+    ctx: typer.Context,
+    training_end: Annotated[
+        str | None,
+        typer.Option(help="End of the training period, UTC (default: the stats job's progress)."),
+    ] = None,
+) -> None:
+    """Fit thresholds on the training period, log an MLflow run and move the champion alias to it."""
+    from smb_fanout.fit.job import run_fit
+
+    options: Options = ctx.obj
+    config = options.config()
+    result = run_fit(spark_session(config), config, parse_time(training_end))
+    finish(
+        options,
+        render.to_jsonable(result),
+        f"fit: {result.hosts} hosts, training {result.training_start} to {result.training_end}, fleet floor "
+        f"{result.fleet_floor:g}, highly rare tail {result.fleet_tail_threshold:g}, "
+        f"{result.expected_alerts_per_day:.2f} expected alerts per day; model {result.model.name} "
+        f"version {result.model.version} is @{config.mlflow.alias}",
+    )
+
+
+@app.command()
+def score(
+    ctx: typer.Context,
+    window_from: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Score windows ending after this UTC time (default: one slide before --to).",
+        ),
+    ] = None,
+    window_to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Score windows ending at or before this UTC time (default: the stats job's progress).",
+        ),
+    ] = None,
+) -> None:
+    """Score host windows with the champion model and write deduplicated alerts."""
+    from smb_fanout.score.job import run_score
+
+    options: Options = ctx.obj
+    config = options.config()
+    result = run_score(spark_session(config), config, parse_time(window_from), parse_time(window_to))
+    finish(
+        options,
+        render.to_jsonable(result),
+        f"score: windows ending in ({result.window_from}, {result.window_to}]: {result.detections} detections, "
+        f"{result.alerts_opened} alerts opened, {result.alerts_updated} updated (model version {result.model.version})",
+    )

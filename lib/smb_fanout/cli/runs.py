@@ -1,0 +1,154 @@
+"""Commands that run the whole pipeline: demo, run and replay."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from smb_fanout import render
+from smb_fanout.cli.app import Options, app, parse_time, spark_session
+from smb_fanout.config import Config
+
+
+def _report(options: Options, config: Config, result: Any, title: str) -> None:
+    """Print the alerts, the evaluation when there are labels, and where the outputs are."""
+    pipeline = result.pipeline
+    payload = {
+        "ingest": {
+            "rows_read": pipeline.ingest.rows_read,
+            "rows_written": pipeline.ingest.rows_written,
+            "rows_quarantined": pipeline.ingest.rows_quarantined,
+            "duplicates_removed": pipeline.ingest.duplicates_removed,
+            "quarantine_reasons": pipeline.ingest.quarantine_reasons,
+        },
+        "stats": pipeline.stats,
+        "fit": pipeline.fit,
+        "score": pipeline.score,
+        "alerts": result.alerts,
+        "evaluation": result.evaluation,
+        "data_dir": str(result.data_dir),
+        "tables_dir": str(result.tables_dir),
+        "mlflow_tracking_uri": result.mlflow_uri,
+    }
+    if options.as_json:
+        render.print_json(payload)
+        return
+
+    console = render.console
+    ingest = pipeline.ingest
+    console.print(
+        f"ingested {ingest.rows_read} rows: {ingest.rows_written} events, {ingest.rows_quarantined} quarantined, "
+        f"{ingest.duplicates_removed} duplicates"
+    )
+    console.print(
+        f"fitted model {pipeline.fit.model.name} version {pipeline.fit.model.version} on "
+        f"{pipeline.fit.training_start:%Y-%m-%d %H:%M} to {pipeline.fit.training_end:%Y-%m-%d %H:%M} UTC "
+        f"({pipeline.fit.hosts} hosts, {pipeline.fit.expected_alerts_per_day:.2f} expected alerts per day)"
+    )
+
+    console.print(render.alerts_table(result.alerts, title=f"{title}: {len(result.alerts)} alerts"))
+    if result.evaluation is not None:
+        evaluation = result.evaluation
+        console.print(
+            f"injected attacks detected: {len(evaluation.detected_attacks)} of {evaluation.attacks}; "
+            f"alerts on hosts without an injected attack: {len(evaluation.false_positive_hosts)}"
+        )
+        for missed in evaluation.missed_attacks:
+            console.print(f"  [yellow]missed[/yellow] {missed}")
+        for host in evaluation.false_positive_hosts:
+            console.print(f"  [yellow]unexpected alert[/yellow] {host}")
+
+    console.print(f"input events: {result.data_dir}")
+    console.print(f"Delta tables: {result.tables_dir}")
+    console.print(f"MLflow tracking store: {result.mlflow_uri}")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    workstations: Annotated[int, typer.Option(help="Number of workstations in the generated fleet.")] = 80,
+    days: Annotated[int, typer.Option(help="Days of generated history.")] = 35,
+    attacks: Annotated[int, typer.Option(help="Number of injected SMB fan-out attacks.")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same fleet.")] = 7,
+) -> None:
+    """Generate a fleet with injected attacks, run all four jobs and show the alerts.
+
+    Tables, the MLflow store and the generated files go under storage.local_root
+    (default .smb-fanout); earlier tables there are replaced.
+    """
+    from smb_fanout.demo import run_demo
+    from smb_fanout.generator import FleetSpec
+
+    options: Options = ctx.obj
+    config = options.config()
+    spec = FleetSpec(workstations=workstations, days=days, attacks=attacks, seed=seed)
+    with render.console.status("running ingest, stats, fit and score on the generated fleet"):
+        result = run_demo(spark_session(config), config, spec)
+    _report(options, config, result, "Demo fleet")
+    if result.evaluation is not None and result.evaluation.missed_attacks:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    input_paths: Annotated[list[str], typer.Option("--input", help="Input file, folder or glob. Repeatable.")],
+    input_format: Annotated[
+        str, typer.Option("--format", help="canonical, sysmon, windows_security or auto.")
+    ] = "auto",
+    score_from: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Score windows ending after this UTC time; the model trains on the period before it "
+                "(default: one window before the end of the data)."
+            )
+        ),
+    ] = None,
+    score_to: Annotated[
+        str | None,
+        typer.Option(help="Score windows ending at or before this UTC time (default: the end of the data)."),
+    ] = None,
+) -> None:
+    """Run ingest, stats, fit and score on your own files and show the alerts."""
+    from smb_fanout.demo import DemoResult, collect_alerts
+    from smb_fanout.pipeline import run_pipeline
+    from smb_fanout.registry import tracking_uris
+
+    options: Options = ctx.obj
+    config = options.config()
+    spark = spark_session(config)
+    with render.console.status("running ingest, stats, fit and score"):
+        pipeline = run_pipeline(spark, config, input_paths, input_format, parse_time(score_from), parse_time(score_to))
+    alerts = collect_alerts(spark, config)
+    result = DemoResult(
+        pipeline,
+        alerts,
+        None,
+        config.local_root,
+        config.local_root / "tables",
+        tracking_uris(config)[0],
+    )
+    _report(options, config, result, "Alerts")
+
+
+@app.command()
+def replay(
+    ctx: typer.Context,
+    trace: Annotated[list[str], typer.Option(help="Real trace file or folder. Repeatable.")],
+    input_format: Annotated[
+        str,
+        typer.Option("--format", help="Format of the trace: sysmon, windows_security, canonical or auto."),
+    ] = "auto",
+    workstations: Annotated[int, typer.Option(help="Generated workstations besides the trace's hosts.")] = 60,
+    days: Annotated[int, typer.Option(help="Days of generated history before the trace.")] = 35,
+) -> None:
+    """Replay a real trace over generated history: its hosts get 30+ days of ordinary SMB first."""
+    from smb_fanout.demo import run_replay
+
+    options: Options = ctx.obj
+    config = options.config()
+    with render.console.status("generating history and running the pipeline on the trace"):
+        result = run_replay(spark_session(config), config, trace, input_format, workstations=workstations, days=days)
+    _report(options, config, result, "Replay")
