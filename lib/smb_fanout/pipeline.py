@@ -19,6 +19,10 @@ from smb_fanout.tables import Tables
 logger = logging.getLogger(__name__)
 
 
+class NoUsableEventsError(RuntimeError):
+    """Raised when the input gave no event the stats job could aggregate."""
+
+
 @dataclass(frozen=True)
 class PipelineResult:
     ingest: IngestResult
@@ -44,7 +48,10 @@ def run_pipeline(
     ingested = run_ingest(spark, config, paths, input_format)
     stats = run_stats(spark, config)
     if stats.batch_end is None:
-        raise RuntimeError("no usable events were ingested: see quarantined_events for the reasons")
+        raise NoUsableEventsError(
+            "no usable events were ingested: see quarantined_events for the reasons, "
+            "or check --format and the input paths"
+        )
     end = score_to or stats.batch_end
     start = score_from or end - timedelta(hours=config.detector.window_hours)
     fit = run_fit(spark, config, training_end=start)

@@ -13,6 +13,7 @@ from rich.table import Table
 # Without a terminal (CI, pipes, `make`), rich would wrap tables at 80 columns.
 _probe = Console()
 console = _probe if _probe.is_terminal else Console(width=160)
+error_console = Console(stderr=True)
 MAX_DESTINATIONS_SHOWN = 8
 
 

@@ -40,7 +40,7 @@ def show_alert(
     matches = Tables(config).smb_alerts.read(spark).where(F.col("alert_id").startswith(alert_id)).limit(2).collect()
     if len(matches) != 1:
         problem = "not found" if not matches else "ambiguous: give more characters"
-        render.console.print(f"[red]error:[/red] alert id {alert_id!r} {problem}")
+        render.error_console.print(f"[red]error:[/red] alert id {alert_id!r} {problem}")
         raise typer.Exit(EXIT_FAILED)
     alert = matches[0].asDict(recursive=True)
     if options.as_json:

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +37,7 @@ class Options:
         try:
             return load_config(self.environment, self.overrides, self.conf_dir)
         except ConfigError as err:
-            render.console.print(f"[red]error:[/red] {err}")
+            render.error_console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(EXIT_USAGE) from err
 
 
@@ -67,6 +67,14 @@ def main_options(
     ctx.obj = Options(env, list(set_ or []), conf, as_json)
 
 
+def check_format(input_format: str | None) -> None:
+    """Reject an unknown input format before Spark starts."""
+    from smb_fanout.ingest.adapters import FORMATS
+
+    if input_format is not None and input_format not in FORMATS:
+        raise typer.BadParameter(f"unknown input format {input_format!r}: use one of {', '.join(FORMATS)}")
+
+
 def spark_session(config: Config) -> Any:
     from smb_fanout.spark import get_spark
 
@@ -88,7 +96,48 @@ def parse_time(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as err:
         raise typer.BadParameter(f"invalid time {value!r}: use ISO-8601, e.g. 2026-11-30T12:00Z") from err
-    return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone(tz=None).replace(tzinfo=None)
+    return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone(UTC).replace(tzinfo=None)
+
+
+def job_errors() -> tuple[type[Exception], ...]:
+    """Errors a job raises for a condition the user can fix; they are shown without a traceback."""
+    from smb_fanout.fit.job import NothingToFitError
+    from smb_fanout.ingest.job import UnknownFormatError
+    from smb_fanout.ingest.reader import InputFileError
+    from smb_fanout.pipeline import NoUsableEventsError
+    from smb_fanout.registry import ModelNotFoundError
+    from smb_fanout.score.job import NothingToScoreError
+    from smb_fanout.spark import DeltaJarsMissingError
+
+    return (
+        NothingToFitError,
+        UnknownFormatError,
+        InputFileError,
+        NoUsableEventsError,
+        ModelNotFoundError,
+        NothingToScoreError,
+        DeltaJarsMissingError,
+    )
+
+
+def run_app(argv: list[str] | None = None) -> None:
+    """Run the application and turn known job errors into one line on stderr and exit code 1."""
+    try:
+        code = app(argv, standalone_mode=False)
+    except job_errors() as err:
+        render.error_console.print(f"[red]error:[/red] {err}")
+        raise SystemExit(EXIT_FAILED) from None
+    except Exception as err:
+        # Typer ships its own copy of click, so its usage errors are recognised
+        # by their interface rather than by class.
+        if hasattr(err, "show") and hasattr(err, "exit_code"):
+            err.show()
+            raise SystemExit(err.exit_code) from None
+        if type(err).__name__ == "Abort":
+            raise SystemExit(EXIT_FAILED) from None
+        raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
 
 
 _GLOBAL_WITH_VALUE = ("--env", "--set", "--conf-dir")
@@ -116,4 +165,4 @@ def run_job(job: str, argv: list[str]) -> None:
         else:
             job_args.append(arg)
         position += 1
-    app([*global_args, job, *job_args])
+    run_app([*global_args, job, *job_args])

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from smb_fanout import render
-from smb_fanout.cli.app import Options, app, finish, parse_time, spark_session
+from smb_fanout.cli.app import Options, app, check_format, finish, parse_time, spark_session
 
 
 @app.command()
@@ -27,6 +27,7 @@ def ingest(
 
     options: Options = ctx.obj
     config = options.config()
+    check_format(input_format)
     result = run_ingest(spark_session(config), config, paths, input_format)
     finish(
         options,
@@ -56,7 +57,8 @@ def stats(
 
     options: Options = ctx.obj
     config = options.config()
-    result = run_stats(spark_session(config), config, parse_time(until))
+    end = parse_time(until)
+    result = run_stats(spark_session(config), config, end)
     finish(
         options,
         render.to_jsonable(result),
@@ -78,7 +80,8 @@ def fit(
 
     options: Options = ctx.obj
     config = options.config()
-    result = run_fit(spark_session(config), config, parse_time(training_end))
+    end = parse_time(training_end)
+    result = run_fit(spark_session(config), config, end)
     finish(
         options,
         render.to_jsonable(result),
@@ -112,7 +115,8 @@ def score(
 
     options: Options = ctx.obj
     config = options.config()
-    result = run_score(spark_session(config), config, parse_time(window_from), parse_time(window_to))
+    lower, upper = parse_time(window_from), parse_time(window_to)
+    result = run_score(spark_session(config), config, lower, upper)
     finish(
         options,
         render.to_jsonable(result),

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from smb_fanout import render
-from smb_fanout.cli.app import Options, app, parse_time, spark_session
+from smb_fanout.cli.app import Options, app, check_format, parse_time, spark_session
 from smb_fanout.config import Config
 
 
@@ -118,9 +118,11 @@ def run(
 
     options: Options = ctx.obj
     config = options.config()
+    check_format(input_format)
+    lower, upper = parse_time(score_from), parse_time(score_to)
     spark = spark_session(config)
     with render.console.status("running ingest, stats, fit and score"):
-        pipeline = run_pipeline(spark, config, input_paths, input_format, parse_time(score_from), parse_time(score_to))
+        pipeline = run_pipeline(spark, config, input_paths, input_format, lower, upper)
     alerts = collect_alerts(spark, config)
     result = DemoResult(
         pipeline,
@@ -149,6 +151,7 @@ def replay(
 
     options: Options = ctx.obj
     config = options.config()
+    check_format(input_format)
     with render.console.status("generating history and running the pipeline on the trace"):
         result = run_replay(spark_session(config), config, trace, input_format, workstations=workstations, days=days)
     _report(options, config, result, "Replay")

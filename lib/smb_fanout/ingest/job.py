@@ -113,8 +113,10 @@ def run_ingest(spark: SparkSession, config: Config, paths: list[str], input_form
     """Ingest `paths` into `network_events`; unusable rows go to `quarantined_events`."""
     tables = Tables(config)
     run_id = str(uuid.uuid4())
-    files = expand_paths(paths)
     fmt = input_format or config.ingest.default_format
+    if fmt not in adapters.FORMATS:
+        raise UnknownFormatError(f"unknown input format {fmt!r}: use one of {', '.join(adapters.FORMATS)}")
+    files = expand_paths(paths)
     classified = classify_rows(parse_files(spark, files, fmt), tables.network_events.read(spark))
     classified = classified.withColumn("ingested_at", F.current_timestamp()).persist(StorageLevel.MEMORY_AND_DISK)
     try:
