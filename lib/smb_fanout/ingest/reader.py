@@ -55,8 +55,11 @@ def expand_paths(paths: list[str]) -> list[str]:
 def read_text_lines(spark: SparkSession, files: list[str]) -> DataFrame:
     """Read text files into `source_file`, `source_row` (1-based line number) and `raw`.
 
-    Blank lines are skipped but still counted in the line numbers.
+    Blank lines are skipped but still counted in the line numbers. Gzip files
+    are decompressed by Spark.
     """
+    # NOTE: a truncated gzip or unreadable file fails the whole read instead of
+    # being reported per file.
     lines = spark.read.text(files).select(
         F.col("value").alias("raw"),
         F.col("_metadata.file_path").alias("source_file"),
