@@ -10,12 +10,14 @@ from pyspark.sql import SparkSession
 
 from smb_fanout.config import Config, load_config
 from smb_fanout.demo import DemoResult, run_demo, run_replay
+from smb_fanout.fit.job import NothingToFitError
 from smb_fanout.generator import FleetSpec
+from smb_fanout.pipeline import NoUsableEventsError, run_pipeline
 from smb_fanout.registry import champion
 from smb_fanout.score.detect import ABNORMAL
 from smb_fanout.score.job import run_score
 from smb_fanout.tables import Tables
-from tests.conftest import real_data
+from tests.conftest import FIXTURES, real_data
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +151,11 @@ def test_hourly_scoring_matches_backfill(spark: SparkSession, demo: DemoResult, 
     assert second.alerts_updated >= 1
     assert len(rows(split)) == len(demo.alerts)
     assert rows(split) == rows(demo_config)
+
+
+def test_short_capture_explains_missing_history(spark: SparkSession, config: Config) -> None:
+    capture = str(FIXTURES / "mordor" / "purplesharp_ad_playbook_I_smb_2020-10-22042947.jsonl")
+    with pytest.raises(NothingToFitError, match="A short capture needs history"):
+        run_pipeline(spark, config, [capture], "auto")
+    with pytest.raises(NoUsableEventsError, match="36 duplicates of events already ingested"):
+        run_pipeline(spark, config, [capture], "auto")

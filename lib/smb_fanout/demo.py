@@ -17,7 +17,7 @@ from smb_fanout.config import Config
 from smb_fanout.generator import ExtraHost, FleetSpec, generate_fleet
 from smb_fanout.ingest.job import parse_files
 from smb_fanout.ingest.reader import expand_paths
-from smb_fanout.pipeline import PipelineResult, alerts_frame, run_pipeline
+from smb_fanout.pipeline import NoUsableEventsError, PipelineResult, alerts_frame, run_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def run_replay(
     config: Config,
     trace: list[str],
     input_format: str,
-    workstations: int = 60,
+    workstations: int = 20,
     days: int = 35,
     seed: int = 11,
 ) -> DemoResult:
@@ -146,10 +146,10 @@ def run_replay(
     controllers it reached in the trace, or to the fleet's servers when it
     reached none.
     """
-    reset_outputs(config)
     hosts = trace_hosts(spark, trace, input_format, config)
     if not hosts:
-        raise ValueError(f"no outbound SMB events in {', '.join(trace)}: nothing to replay")
+        raise NoUsableEventsError(f"no outbound SMB events in {', '.join(trace)}: nothing to replay")
+    reset_outputs(config)
     start = min(host["first"] for host in hosts)
     end = max(host["last"] for host in hosts)
     history_end = start.replace(minute=0, second=0, microsecond=0)

@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from smb_fanout.config import Config
-from smb_fanout.fit.job import FitResult, run_fit
+from smb_fanout.fit.job import FitResult, NothingToFitError, run_fit
 from smb_fanout.ingest.job import IngestResult, run_ingest
 from smb_fanout.score.job import ScoreResult, run_score
 from smb_fanout.stats.job import StatsResult, run_stats
@@ -49,12 +49,21 @@ def run_pipeline(
     stats = run_stats(spark, config)
     if stats.batch_end is None:
         raise NoUsableEventsError(
-            "no usable events were ingested: see quarantined_events for the reasons, "
-            "or check --format and the input paths"
+            f"no new events to aggregate: {ingested.rows_read} rows read, {ingested.rows_written} written, "
+            f"{ingested.rows_quarantined} quarantined {ingested.quarantine_reasons}, "
+            f"{ingested.duplicates_removed} duplicates of events already ingested; "
+            "check --format and the input paths, or use a new storage.local_root"
         )
     end = score_to or stats.batch_end
     start = score_from or end - timedelta(hours=config.detector.window_hours)
-    fit = run_fit(spark, config, training_end=start)
+    try:
+        fit = run_fit(spark, config, training_end=start)
+    except NothingToFitError as err:
+        raise NothingToFitError(
+            f"the data ends at {end} and has no SMB host windows in the {config.detector.training_days} "
+            f"training days before {start}, so no model can be fitted. A short capture needs history: "
+            "`smb-fanout replay --trace FILE` places it over generated history"
+        ) from err
     score = run_score(spark, config, window_from=start, window_to=end)
     return PipelineResult(ingested, stats, fit, score)
 

@@ -49,7 +49,7 @@ def _destinations(alert: dict[str, Any]) -> str:
 def alerts_table(alerts: list[dict[str, Any]], title: str = "Alerts") -> Table:
     table = Table(title=title, show_lines=False)
     table.add_column("host")
-    table.add_column("window (UTC)")
+    table.add_column("first window start to last window end (UTC)")
     table.add_column("variation")
     table.add_column("severity")
     table.add_column("new", justify="right")
@@ -57,7 +57,7 @@ def alerts_table(alerts: list[dict[str, Any]], title: str = "Alerts") -> Table:
     table.add_column("new destinations")
     table.add_column("alert id")
     for alert in alerts:
-        window = f"{alert['window_start']:%Y-%m-%d %H:%M} - {alert['window_end']:%H:%M}"
+        window = f"{alert['window_start']:%Y-%m-%d %H:%M} to {alert['window_end']:%Y-%m-%d %H:%M}"
         variation = "highly rare" if alert["variation"].startswith("Highly") else "abnormal"
         table.add_row(
             alert["host_name"] or alert["host_id"],

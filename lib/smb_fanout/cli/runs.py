@@ -44,10 +44,15 @@ def _report(options: Options, config: Config, result: Any, title: str) -> None:
     console.print(
         f"fitted model {pipeline.fit.model.name} version {pipeline.fit.model.version} on "
         f"{pipeline.fit.training_start:%Y-%m-%d %H:%M} to {pipeline.fit.training_end:%Y-%m-%d %H:%M} UTC "
-        f"({pipeline.fit.hosts} hosts, {pipeline.fit.expected_alerts_per_day:.2f} expected alerts per day)"
+        f"({pipeline.fit.hosts} hosts; on the training period it would raise "
+        f"{pipeline.fit.expected_alerts_per_day:.2f} alerts per day)"
     )
 
-    console.print(render.alerts_table(result.alerts, title=f"{title}: {len(result.alerts)} alerts"))
+    console.print(
+        render.alerts_table(
+            result.alerts, title=f"{title}: {len(result.alerts)} alert{'' if len(result.alerts) == 1 else 's'}"
+        )
+    )
     if result.evaluation is not None:
         evaluation = result.evaluation
         console.print(
@@ -67,7 +72,7 @@ def _report(options: Options, config: Config, result: Any, title: str) -> None:
 @app.command()
 def demo(
     ctx: typer.Context,
-    workstations: Annotated[int, typer.Option(help="Number of workstations in the generated fleet.")] = 80,
+    workstations: Annotated[int, typer.Option(help="Number of workstations in the generated fleet.")] = 60,
     days: Annotated[int, typer.Option(help="Days of generated history.")] = 35,
     attacks: Annotated[int, typer.Option(help="Number of injected SMB fan-out attacks.")] = 3,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same fleet.")] = 7,
@@ -143,7 +148,7 @@ def replay(
         str,
         typer.Option("--format", help="Format of the trace: sysmon, windows_security, canonical or auto."),
     ] = "auto",
-    workstations: Annotated[int, typer.Option(help="Generated workstations besides the trace's hosts.")] = 60,
+    workstations: Annotated[int, typer.Option(help="Generated workstations besides the trace's hosts.")] = 20,
     days: Annotated[int, typer.Option(help="Days of generated history before the trace.")] = 35,
 ) -> None:
     """Replay a real trace over generated history: its hosts get 30+ days of ordinary SMB first."""
