@@ -69,5 +69,5 @@ def run_pipeline(
 
 
 def alerts_frame(spark: SparkSession, config: Config) -> DataFrame:
-    """The alert table ordered for display: newest first, then host."""
+    """Read the alert table ordered for display: newest first, then host."""
     return Tables(config).smb_alerts.read(spark).orderBy(F.col("window_end").desc(), "host_name", "alert_id")

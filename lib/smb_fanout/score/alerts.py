@@ -56,7 +56,7 @@ def assign_episodes(detections: DataFrame, anchors: DataFrame, dedup_hours: int)
 
 
 def _peak(episodes: DataFrame) -> DataFrame:
-    """The detection with the most new destinations in each episode (earliest on ties)."""
+    """Select the detection with the most new destinations in each episode (earliest on ties)."""
     order = Window.partitionBy("host_id", "episode_start").orderBy(
         F.col("new_destination_count").desc(), F.col("window_end")
     )
@@ -152,7 +152,7 @@ def episode_processes(episodes: DataFrame, hourly: DataFrame) -> DataFrame:
 
 
 def reason_sentence(alert: DataFrame) -> Column:
-    """One plain sentence saying why the alert fired."""
+    """Build one plain sentence that says why the alert fired."""
     hours = (F.unix_timestamp("window_end") - F.unix_timestamp("window_start")) / 3600
     base = F.format_string(
         "%s opened SMB connections to %d hosts it had not contacted in its training period within %d hours, "

@@ -126,7 +126,7 @@ def _write_alerts(spark: SparkSession, config: Config, new: DataFrame) -> tuple[
 
 
 def build_alerts(episodes: DataFrame, hourly: DataFrame) -> DataFrame:
-    """One `smb_alerts` row per episode: the peak detection's figures, the episode's destinations and processes."""
+    """Build one `smb_alerts` row per episode from its peak detection, destinations and processes."""
     keys = ["host_id", "episode_start"]
     counts = episodes.groupBy(*keys).agg(
         F.count(F.lit(1)).alias("detection_count"),

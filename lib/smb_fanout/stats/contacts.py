@@ -53,7 +53,7 @@ def resolve_destinations(contacts: DataFrame, addresses: DataFrame) -> DataFrame
     """Add `destination_id` and `destination_resolved` to SMB contacts.
 
     A destination IP resolves to the host that reported it as its own on the
-    same day; among several, the one that took the address most recently
+    same day. Among several, the one that took the address most recently
     before the contact wins, then the lowest `host_id`. Unresolved
     destinations keep the IP as `ip:<address>`. Contacts that resolve to the
     source host itself are removed.
