@@ -152,7 +152,7 @@ def episode_processes(episodes: DataFrame, hourly: DataFrame) -> DataFrame:
 
 
 def reason_sentence(alert: DataFrame) -> Column:
-    """Build one plain sentence that says why the alert fired."""
+    """Build one plain sentence that explains why the alert fired."""
     hours = (F.unix_timestamp("window_end") - F.unix_timestamp("window_start")) / 3600
     base = F.format_string(
         "%s opened SMB connections to %d hosts it had not contacted in its training period within %d hours, "

@@ -105,8 +105,8 @@ def merge_processes(rows: DataFrame, keys: list[str]) -> DataFrame:
     """Sum the process counts and merge the command lines of `rows` per key.
 
     Needs `actor_processes`, `causality_processes` and `command_lines` arrays
-    as in `smb_contacts_hourly`; returns one row per key with the same three
-    columns, so keys without processes or command lines have nulls there.
+    as in `smb_contacts_hourly`. Returns one row per key with the same three
+    columns, which are null for keys without processes or command lines.
     """
     result = rows.select(*keys).distinct()
     for column in ("actor_processes", "causality_processes"):
