@@ -3,10 +3,10 @@
 Exit codes: 0 success; 1 the job failed; 2 invalid usage or configuration.
 """
 
-from smb_fanout.cli import alerts, jobs, runs
+from smb_fanout.cli import alerts, jobs, report, runs
 from smb_fanout.cli.app import app, run_app, run_job
 
-__all__ = ["alerts", "app", "jobs", "main", "run_app", "run_job", "runs"]
+__all__ = ["alerts", "app", "jobs", "main", "report", "run_app", "run_job", "runs"]
 
 
 def main() -> None:

@@ -17,13 +17,21 @@ from smb_fanout.config import Config, ConfigError, load_config
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-app = typer.Typer(help="Detect hosts that suddenly open SMB sessions to many new hosts.", no_args_is_help=True)
+app = typer.Typer(
+    help="Detect hosts that suddenly open SMB sessions to many new hosts.",
+    epilog="Exit codes: 0 success; 1 the job failed (the message says why and what to do); "
+    "2 invalid usage or configuration.",
+    no_args_is_help=True,
+)
 alerts_app = typer.Typer(help="Read the alert table.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+TIME_FORMAT = (
+    "Format: ISO-8601 in UTC, e.g. 2026-11-30T12:00Z; a time without an offset is UTC, one with an offset is converted."
+)
 
 
 @dataclass
@@ -144,11 +152,8 @@ _GLOBAL_WITH_VALUE = ("--env", "--set", "--conf-dir")
 _GLOBAL_FLAGS = ("--json", "--verbose", "-v")
 
 
-def run_job(job: str, argv: list[str]) -> None:
-    """Run `smb-fanout <global options> JOB <job options>` from a task's argument list.
-
-    Global options may come anywhere in `argv`; they are moved before the job name.
-    """
+def split_global_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split a task's argument list into the global options and everything else, keeping their order."""
     global_args: list[str] = []
     job_args: list[str] = []
     position = 0
@@ -165,4 +170,39 @@ def run_job(job: str, argv: list[str]) -> None:
         else:
             job_args.append(arg)
         position += 1
+    return global_args, job_args
+
+
+def run_job(job: str, argv: list[str]) -> None:
+    """Run `smb-fanout <global options> JOB <job options>` from a task's argument list.
+
+    Global options may come anywhere in `argv`; they are moved before the job name.
+    """
+    global_args, job_args = split_global_options(argv)
     run_app([*global_args, job, *job_args])
+
+
+def current_champion(config: Config) -> Any:
+    """Return the model version the alias points to now, or None before the first fit."""
+    from smb_fanout.registry import ModelNotFoundError, champion
+
+    try:
+        return champion(config)
+    except ModelNotFoundError:
+        return None
+
+
+def enforce_alert_budget(config: Config, result: Any, budget: float, previous: Any) -> None:
+    """Move the alias back to `previous` after a fit that expects more alerts per day than `budget`, and fail."""
+    from smb_fanout.registry import set_alias
+
+    kept = "no version had the alias before, so it stays on the new version"
+    if previous is not None:
+        set_alias(config, previous.version)
+        kept = f"the alias @{config.mlflow.alias} moved back to version {previous.version}"
+    render.error_console.print(
+        f"[red]error:[/red] model {result.model.name} version {result.model.version} expects "
+        f"{result.expected_alerts_per_day:.2f} alerts per day on its training period, above the alert budget of "
+        f"{budget:g}; {kept}. Raise --alert-budget or tune detector.* (for example detector.min_new_destinations)"
+    )
+    raise typer.Exit(EXIT_FAILED)

@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from smb_fanout import render
-from smb_fanout.cli.app import Options, app, check_format, finish, parse_time, spark_session
+from smb_fanout.cli.app import (
+    TIME_FORMAT,
+    Options,
+    app,
+    check_format,
+    current_champion,
+    enforce_alert_budget,
+    finish,
+    parse_time,
+    spark_session,
+)
 
 
 @app.command()
@@ -18,7 +28,7 @@ def ingest(
         str | None,
         typer.Option(
             "--format",
-            help="canonical, sysmon, windows_security or auto (default: ingest.default_format).",
+            help="Input format: canonical, sysmon, windows_security, windows or auto (default: ingest.default_format).",
         ),
     ] = None,
 ) -> None:
@@ -49,7 +59,7 @@ def stats(
     ctx: typer.Context,
     until: Annotated[
         str | None,
-        typer.Option(help="Aggregate hours before this UTC time (default: through the last event's hour)."),
+        typer.Option(help=f"Aggregate hours before this time (default: through the last event's hour). {TIME_FORMAT}"),
     ] = None,
 ) -> None:
     """Build hourly SMB contacts, the destination profile and host windows from new events."""
@@ -72,7 +82,15 @@ def fit(
     ctx: typer.Context,
     training_end: Annotated[
         str | None,
-        typer.Option(help="End of the training period, UTC (default: the stats job's progress)."),
+        typer.Option(help=f"End of the training period (default: the stats job's progress). {TIME_FORMAT}"),
+    ] = None,
+    alert_budget: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Maximum expected alerts per day for the whole fleet, measured on the training period. "
+            "A fit above it exits with code 1 and the alias moves back to the previous version.",
+        ),
     ] = None,
 ) -> None:
     """Fit thresholds on the training period, log an MLflow run and move the champion alias to it."""
@@ -81,7 +99,10 @@ def fit(
     options: Options = ctx.obj
     config = options.config()
     end = parse_time(training_end)
+    previous = current_champion(config) if alert_budget is not None else None
     result = run_fit(spark_session(config), config, end)
+    if alert_budget is not None and result.expected_alerts_per_day > alert_budget:
+        enforce_alert_budget(config, result, alert_budget, previous)
     finish(
         options,
         render.to_jsonable(result),
@@ -99,14 +120,14 @@ def score(
         str | None,
         typer.Option(
             "--from",
-            help="Score windows ending after this UTC time (default: one slide before --to).",
+            help=f"Score windows ending after this time (default: one slide before --to). {TIME_FORMAT}",
         ),
     ] = None,
     window_to: Annotated[
         str | None,
         typer.Option(
             "--to",
-            help="Score windows ending at or before this UTC time (default: the stats job's progress).",
+            help=f"Score windows ending at or before this time (default: the stats job's progress). {TIME_FORMAT}",
         ),
     ] = None,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from smb_fanout import render
-from smb_fanout.cli.app import Options, app, check_format, parse_time, spark_session
+from smb_fanout.cli.app import TIME_FORMAT, Options, app, check_format, parse_time, spark_session
 from smb_fanout.config import Config
 
 
@@ -74,7 +74,7 @@ def demo(
     ctx: typer.Context,
     workstations: Annotated[int, typer.Option(help="Number of workstations in the generated fleet.")] = 60,
     days: Annotated[int, typer.Option(help="Days of generated history.")] = 35,
-    attacks: Annotated[int, typer.Option(help="Number of injected SMB fan-out attacks.")] = 3,
+    attacks: Annotated[int, typer.Option(help="Number of injected SMB fan-out attacks in the last days.")] = 3,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same fleet.")] = 7,
 ) -> None:
     """Generate a fleet with injected attacks, run all four jobs and show the alerts.
@@ -100,20 +100,20 @@ def run(
     ctx: typer.Context,
     input_paths: Annotated[list[str], typer.Option("--input", help="Input file, folder or glob. Repeatable.")],
     input_format: Annotated[
-        str, typer.Option("--format", help="canonical, sysmon, windows_security or auto.")
+        str, typer.Option("--format", help="Input format: canonical, sysmon, windows_security, windows or auto.")
     ] = "auto",
     score_from: Annotated[
         str | None,
         typer.Option(
             help=(
-                "Score windows ending after this UTC time; the model trains on the period before it "
-                "(default: one window before the end of the data)."
+                "Score windows ending after this time; the model trains on the period before it "
+                f"(default: one window before the end of the data). {TIME_FORMAT}"
             )
         ),
     ] = None,
     score_to: Annotated[
         str | None,
-        typer.Option(help="Score windows ending at or before this UTC time (default: the end of the data)."),
+        typer.Option(help=f"Score windows ending at or before this time (default: the end of the data). {TIME_FORMAT}"),
     ] = None,
 ) -> None:
     """Run ingest, stats, fit and score on your own files and show the alerts."""
@@ -149,7 +149,7 @@ def replay(
         typer.Option("--format", help="Format of the trace: sysmon, windows_security, canonical or auto."),
     ] = "auto",
     workstations: Annotated[int, typer.Option(help="Generated workstations besides the trace's hosts.")] = 20,
-    days: Annotated[int, typer.Option(help="Days of generated history before the trace.")] = 35,
+    days: Annotated[int, typer.Option(help="Days of generated history before the trace, in days.")] = 35,
 ) -> None:
     """Replay a real trace over generated history: its hosts get 30+ days of ordinary SMB first."""
     from smb_fanout.demo import run_replay
