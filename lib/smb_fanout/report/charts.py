@@ -56,6 +56,7 @@ def alerts_over_time(daily: list[dict[str, Any]]) -> go.Figure:
             marker_color=SERIES_COLORS.get(key),
         )
     fig.update_layout(barmode="stack")
+    fig.update_xaxes(tickformat="%Y-%m-%d", dtick=24 * 3600 * 1000)
     if not daily:
         _empty(fig, "No alerts in this period")
     return _layout(fig, "Alerts per day (UTC day of first detection)", "day", "alerts")
@@ -149,19 +150,21 @@ def threshold_distribution(
     bins: list[dict[str, Any]], lines: dict[str, float], alert: dict[str, Any] | None
 ) -> go.Figure:
     """Histogram of per-host thresholds of one model, with the fleet floor, the tail and the alert's threshold."""
-    labels = [
-        f"{THRESHOLD_BINS}+" if row["threshold_bin"] >= THRESHOLD_BINS else str(row["threshold_bin"]) for row in bins
-    ]
-    fig = go.Figure(go.Bar(x=labels, y=[row["hosts"] for row in bins], marker_color="#756bb1", name="hosts"))
-    fig.update_xaxes(type="category")
+    positions = [row["threshold_bin"] for row in bins]
+    fig = go.Figure(go.Bar(x=positions, y=[row["hosts"] for row in bins], marker_color="#756bb1", name="hosts"))
+    labels = [f"{THRESHOLD_BINS}+" if position >= THRESHOLD_BINS else str(position) for position in positions]
+    fig.update_xaxes(tickmode="array", tickvals=positions, ticktext=labels)
     marks = dict(lines)
     if alert is not None:
         marks["this alert's host"] = alert["threshold"]
-    for name, value in marks.items():
-        position = min(int(value), THRESHOLD_BINS)
-        label = f"{THRESHOLD_BINS}+" if position >= THRESHOLD_BINS else str(position)
-        if label in labels:
-            fig.add_annotation(x=label, y=0, text=f"{name} {value:g}", showarrow=True, arrowhead=2, ay=-60)
+    for index, (name, value) in enumerate(marks.items()):
+        fig.add_vline(
+            x=min(value, THRESHOLD_BINS),
+            line_dash="dot",
+            line_color="#636363",
+            annotation_text=f"{name} {value:g}",
+            annotation_position=("top right", "bottom right", "top left")[index % 3],
+        )
     if not bins:
         _empty(fig, "No fitted model")
     return _layout(
