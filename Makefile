@@ -10,9 +10,20 @@ export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export TZ := UTC
 
-.PHONY: run test lint jars setup clean
+.PHONY: run test lint jars setup clean chromium
 
-setup: $(BIN)/.installed $(JARS_STAMP)
+setup: $(BIN)/.installed $(JARS_STAMP) chromium
+
+# The report test renders the HTML report in headless Chromium (Debian package
+# chromium). Installing it needs root; without root the test is skipped locally.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; \
+		else \
+			echo "chromium not found: install the Debian package chromium to run the report's browser test"; \
+		fi; \
+	fi
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +53,7 @@ run: setup
 	else \
 		echo "$(REAL_DATA) not found: skipping the real-trace replay"; \
 	fi
+	$(BIN)/smb-fanout report
 
 lint: setup
 	$(BIN)/ruff check lib jobs tests

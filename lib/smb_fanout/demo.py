@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,15 +77,22 @@ def collect_alerts(spark: SparkSession, config: Config, limit: int = 200) -> lis
     return [row.asDict(recursive=True) for row in alerts_frame(spark, config).limit(limit).collect()]
 
 
-def run_demo(spark: SparkSession, config: Config, spec: FleetSpec) -> DemoResult:
-    """Generate a labelled fleet, run the pipeline on it and compare the alerts with the labels."""
+def run_demo(
+    spark: SparkSession, config: Config, spec: FleetSpec, on_step: Callable[[str], None] | None = None
+) -> DemoResult:
+    """Generate a labelled fleet, run the pipeline on it and compare the alerts with the labels.
+
+    `on_step` is called with the name of each step (generate, ingest, stats, fit, score) before it starts.
+    """
+    if on_step is not None:
+        on_step("generate")
     reset_outputs(config)
     data_dir = config.local_root / "fleet"
     shutil.rmtree(data_dir, ignore_errors=True)
     fleet = generate_fleet(spec, data_dir)
     end = spec.end.replace(tzinfo=None)
     score_from = end - timedelta(days=spec.attack_days)
-    result = run_pipeline(spark, config, [str(fleet.events_dir)], "canonical", score_from, end)
+    result = run_pipeline(spark, config, [str(fleet.events_dir)], "canonical", score_from, end, on_step)
     alerts = collect_alerts(spark, config)
     labels = json.loads(fleet.labels_path.read_text(encoding="utf-8"))
     evaluation = evaluate(alerts, labels, config.detector.window_hours)
@@ -137,6 +145,7 @@ def run_replay(
     workstations: int = 20,
     days: int = 35,
     seed: int = 11,
+    on_step: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Splice a real trace into a generated fleet and run the pipeline on both.
 
@@ -163,6 +172,8 @@ def run_replay(
         late_joiners=0,
         extra_hosts=tuple(extra),
     )
+    if on_step is not None:
+        on_step("generate")
     data_dir = config.local_root / "replay"
     shutil.rmtree(data_dir, ignore_errors=True)
     fleet = generate_fleet(spec, data_dir)
@@ -174,6 +185,7 @@ def run_replay(
         "auto",
         score_from=history_end,
         score_to=stop,
+        on_step=on_step,
     )
     alerts = collect_alerts(spark, config)
     return DemoResult(result, alerts, None, data_dir, config.local_root / "tables", _mlflow_uri(config))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,14 +39,18 @@ def run_pipeline(
     input_format: str | None,
     score_from: datetime | None = None,
     score_to: datetime | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> PipelineResult:
-    """Run all four jobs on `paths`.
+    """Run all four jobs on `paths`, calling `on_step` with each job's name before it starts.
 
     The model is fitted on the training period that ends at `score_from`
     (default: one window before the end of the data), so the scored windows
     are never part of their own baseline.
     """
+    step = on_step or _no_step
+    step("ingest")
     ingested = run_ingest(spark, config, paths, input_format)
+    step("stats")
     stats = run_stats(spark, config)
     if stats.batch_end is None:
         raise NoUsableEventsError(
@@ -56,6 +61,7 @@ def run_pipeline(
         )
     end = score_to or stats.batch_end
     start = score_from or end - timedelta(hours=config.detector.window_hours)
+    step("fit")
     try:
         fit = run_fit(spark, config, training_end=start)
     except NothingToFitError as err:
@@ -64,8 +70,13 @@ def run_pipeline(
             f"training days before {start}, so no model can be fitted. A short capture needs history: "
             "`smb-fanout replay --trace FILE` places it over generated history"
         ) from err
+    step("score")
     score = run_score(spark, config, window_from=start, window_to=end)
     return PipelineResult(ingested, stats, fit, score)
+
+
+def _no_step(name: str) -> None:
+    return None
 
 
 def alerts_frame(spark: SparkSession, config: Config) -> DataFrame:

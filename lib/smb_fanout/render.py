@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 # Without a terminal (CI, pipes, `make`), rich would wrap tables at 80 columns.
@@ -32,6 +35,31 @@ def to_jsonable(value: Any) -> Any:  # noqa: PLR0911
     if isinstance(value, list | tuple):
         return [to_jsonable(item) for item in value]
     return value
+
+
+@contextmanager
+def step_progress(steps: tuple[str, ...]) -> Iterator[Callable[[str], None]]:
+    """Show a progress bar over `steps` on standard error and yield the callback that starts a step.
+
+    Standard output stays free for tables and `--json`.
+    """
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=error_console,
+    )
+    with progress:
+        task = progress.add_task("starting", total=len(steps))
+
+        def start(step: str) -> None:
+            done = steps.index(step) if step in steps else 0
+            progress.update(task, completed=done, description=f"{step} ({done + 1} of {len(steps)})")
+
+        yield start
+        progress.update(task, completed=len(steps), description="done")
 
 
 def print_json(payload: Any) -> None:

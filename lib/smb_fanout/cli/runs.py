@@ -10,6 +10,9 @@ from smb_fanout import render
 from smb_fanout.cli.app import TIME_FORMAT, Options, app, check_format, parse_time, spark_session
 from smb_fanout.config import Config
 
+# Steps of the demo and the replay; `run` starts at ingest.
+DEMO_STEPS = ("generate", "ingest", "stats", "fit", "score")
+
 
 def _report(options: Options, config: Config, result: Any, title: str) -> None:
     """Print the alerts, the evaluation when there are labels, and where the outputs are."""
@@ -88,8 +91,9 @@ def demo(
     options: Options = ctx.obj
     config = options.config()
     spec = FleetSpec(workstations=workstations, days=days, attacks=attacks, seed=seed)
-    with render.console.status("running ingest, stats, fit and score on the generated fleet"):
-        result = run_demo(spark_session(config), config, spec)
+    spark = spark_session(config)
+    with render.step_progress(DEMO_STEPS) as on_step:
+        result = run_demo(spark, config, spec, on_step)
     _report(options, config, result, "Demo fleet")
     if result.evaluation is not None and result.evaluation.missed_attacks:
         raise typer.Exit(1)
@@ -126,8 +130,8 @@ def run(
     check_format(input_format)
     lower, upper = parse_time(score_from), parse_time(score_to)
     spark = spark_session(config)
-    with render.console.status("running ingest, stats, fit and score"):
-        pipeline = run_pipeline(spark, config, input_paths, input_format, lower, upper)
+    with render.step_progress(DEMO_STEPS[1:]) as on_step:
+        pipeline = run_pipeline(spark, config, input_paths, input_format, lower, upper, on_step)
     alerts = collect_alerts(spark, config)
     result = DemoResult(
         pipeline,
@@ -157,6 +161,7 @@ def replay(
     options: Options = ctx.obj
     config = options.config()
     check_format(input_format)
-    with render.console.status("generating history and running the pipeline on the trace"):
-        result = run_replay(spark_session(config), config, trace, input_format, workstations=workstations, days=days)
+    spark = spark_session(config)
+    with render.step_progress(DEMO_STEPS) as on_step:
+        result = run_replay(spark, config, trace, input_format, workstations=workstations, days=days, on_step=on_step)
     _report(options, config, result, "Replay")
