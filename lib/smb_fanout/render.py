@@ -100,18 +100,33 @@ def alerts_table(alerts: list[dict[str, Any]], title: str = "Alerts") -> Table:
     return table
 
 
+def _cell(value: Any) -> str:
+    """Format one value of `alerts show`: times to the second in UTC, lists one item per line."""
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S} UTC"
+    if isinstance(value, list):
+        return "\n".join(str(item) for item in value) or "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
 def alert_detail(alert: dict[str, Any]) -> Table:
     table = Table(title=f"Alert {alert['alert_id']}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for key in (
+        "reason",
         "alert_name",
         "variation",
         "severity",
+        "severity_reasons",
         "host_name",
         "host_id",
         "window_start",
         "window_end",
+        "first_detection_window_end",
+        "last_detection_window_end",
         "new_destination_count",
         "threshold",
         "baseline_source",
@@ -119,15 +134,18 @@ def alert_detail(alert: dict[str, Any]) -> Table:
         "baseline_max_new_destinations",
         "fleet_tail_threshold",
         "failure_ratio",
-        "reason",
+        "mitre_subtechnique_id",
         "model_name",
         "model_version",
         "model_run_id",
         "status",
+        "detection_count",
         "suppressed_count",
         "upgraded_at",
+        "detected_at",
+        "updated_at",
     ):
-        table.add_row(key, str(alert.get(key)))
+        table.add_row(key, _cell(alert.get(key)))
     for destination in alert.get("new_destinations") or []:
         table.add_row(
             "new destination",
