@@ -18,8 +18,8 @@ from smb_fanout.tables import TABLE_SCHEMAS, TableRef, Tables, ensure_table
 
 logger = logging.getLogger(__name__)
 
-# Table written by the jobs with one row per job run; the health view reads it
-# only when it exists, because older deployments do not have it.
+# Table with one row per job run, written by the jobs. The health view reads it
+# only when it exists, because older deployments lack it.
 DETECTOR_RUNS = "detector_runs"
 
 

@@ -1,4 +1,4 @@
-"""Commands for the faces of the product: the SQL views and the local HTML report."""
+"""Commands that create the SQL views of the dashboard and write the local HTML report."""
 
 from __future__ import annotations
 

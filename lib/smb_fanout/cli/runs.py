@@ -153,7 +153,7 @@ def replay(
         typer.Option("--format", help="Format of the trace: sysmon, windows_security, canonical or auto."),
     ] = "auto",
     workstations: Annotated[int, typer.Option(help="Generated workstations besides the trace's hosts.")] = 20,
-    days: Annotated[int, typer.Option(help="Days of generated history before the trace, in days.")] = 35,
+    days: Annotated[int, typer.Option(help="Days of generated history before the trace.")] = 35,
 ) -> None:
     """Replay a real trace over generated history: its hosts get 30+ days of ordinary SMB first."""
     from smb_fanout.demo import run_replay

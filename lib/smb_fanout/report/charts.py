@@ -102,7 +102,7 @@ def top_hosts(hosts: list[dict[str, Any]]) -> go.Figure:
 
 
 def alert_timeline(alert: dict[str, Any] | None, host_windows: list[dict[str, Any]]) -> go.Figure:
-    """The alert's new destinations in order of first contact against the host's windows and threshold."""
+    """Plot the alert's new destinations in order of first contact against the host's windows and threshold."""
     fig = go.Figure()
     if alert is None:
         _empty(fig, "No alert to show")
