@@ -180,9 +180,7 @@ def create_views(spark: SparkSession, config: Config) -> ViewsResult:
         if view.source in TABLE_SCHEMAS:
             ensure_table(spark, ref)
         elif not ref.exists(spark):
-            reason = (
-                f"table {ref.sql_name} does not exist yet; the view is created on a later run once the jobs write it"
-            )
+            reason = f"table {ref.sql_name} does not exist yet; a later run creates the view once the jobs write it"
             logger.warning("skipped view %s: %s", view.name, reason)
             result.skipped[view.name] = reason
             continue
