@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from itertools import accumulate
 from typing import Any
 
@@ -10,6 +11,7 @@ import plotly.graph_objects as go
 
 from smb_fanout.report.data import THRESHOLD_BINS
 
+HISTORY_DAYS_SHOWN = 3
 SERIES_COLORS = {
     ("Low", False): "#9ecae1",
     ("Low", True): "#3182bd",
@@ -142,6 +144,8 @@ def alert_timeline(alert: dict[str, Any] | None, host_windows: list[dict[str, An
             annotation_text=f"host mean {alert['baseline_mean_new_destinations']:.2f}",
             annotation_position="bottom right",
         )
+    # The first view shows the last days before the alert; zooming out shows the whole training period.
+    fig.update_xaxes(range=[alert["window_start"] - timedelta(days=HISTORY_DAYS_SHOWN), alert["window_end"]])
     title = f"New destinations of {host}, alert {alert['alert_id'][:12]}, against the host's history"
     return _layout(fig, title, "time (UTC)", "new destinations")
 
