@@ -109,6 +109,7 @@ def alert_timeline(alert: dict[str, Any] | None, host_windows: list[dict[str, An
     if alert is None:
         _empty(fig, "No alert to show")
         return _layout(fig, "New destinations of one alert", "time (UTC)", "new destinations")
+
     host = alert["host_name"] or alert["host_id"]
     fig.add_scatter(
         x=[row["window_end"] for row in host_windows],
@@ -117,6 +118,7 @@ def alert_timeline(alert: dict[str, Any] | None, host_windows: list[dict[str, An
         name="new destinations per 5-hour window (host history)",
         line={"color": "#969696", "shape": "hv"},
     )
+
     destinations = sorted(alert["new_destinations"] or [], key=lambda d: (d["first_time"], d["destination_id"]))
     fig.add_scatter(
         x=[d["first_time"] for d in destinations],
@@ -130,6 +132,7 @@ def alert_timeline(alert: dict[str, Any] | None, host_windows: list[dict[str, An
         hovertemplate="%{x}<br>%{text}<br>%{y} new destinations<extra></extra>",
         line={"color": "#e6550d", "shape": "hv"},
     )
+
     fig.add_hline(
         y=alert["threshold"],
         line_dash="dash",
@@ -144,6 +147,7 @@ def alert_timeline(alert: dict[str, Any] | None, host_windows: list[dict[str, An
             annotation_text=f"host mean {alert['baseline_mean_new_destinations']:.2f}",
             annotation_position="bottom right",
         )
+
     # The first view shows the last days before the alert; zooming out shows the whole training period.
     fig.update_xaxes(range=[alert["window_start"] - timedelta(days=HISTORY_DAYS_SHOWN), alert["window_end"]])
     title = f"New destinations of {host}, alert {alert['alert_id'][:12]}, against the host's history"
