@@ -10,7 +10,7 @@ export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export TZ := UTC
 
-.PHONY: run test lint jars setup clean chromium
+.PHONY: run test lint jars setup clean chromium bench
 
 setup: $(BIN)/.installed $(JARS_STAMP) chromium
 
@@ -28,7 +28,7 @@ chromium:
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[local,dev]'
+	$(BIN)/pip install --quiet -e '.[local,dev,bench]'
 	touch $@
 
 # Maven resolves the Delta jars from Maven Central once and copies them into
@@ -56,12 +56,18 @@ run: setup
 	$(BIN)/smb-fanout report
 
 lint: setup
-	$(BIN)/ruff check lib jobs tests
-	$(BIN)/ruff format --check lib jobs tests
+	$(BIN)/ruff check lib jobs tests benchmarks
+	$(BIN)/ruff format --check lib jobs tests benchmarks
 	$(BIN)/mypy
 
 test: setup lint
 	$(BIN)/pytest -q
+
+# Generates fleets of three sizes and three history lengths and writes
+# docs/benchmarks.md; about an hour on 2 cores. BENCH_ARGS passes options
+# to benchmarks/bench.py, for example BENCH_ARGS="--sizes 500,1000,2000".
+bench: setup
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(ROOT)/tables $(ROOT)/mlflow $(ROOT)/demo

@@ -15,17 +15,25 @@ os.environ["TZ"] = "UTC"
 from pyspark.sql import SparkSession
 
 from smb_fanout.config import Config, load_config
+from smb_fanout.demo import DemoResult, run_demo
+from smb_fanout.generator import FleetSpec
 from smb_fanout.spark import get_spark
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = PROJECT_ROOT.parent / "shared" / "data" / "real"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Small enough that collecting fleet-sized data to the driver fails a test,
+# large enough for the bounded summaries the jobs do collect.
+TEST_MAX_RESULT_SIZE = "2m"
 
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
     # The jars live in the project's folder; tables of each test go to tmp_path.
-    config = load_config("local", [f"spark.jars_dir={PROJECT_ROOT / '.smb-fanout' / 'jars'}"])
+    config = load_config(
+        "local",
+        [f"spark.jars_dir={PROJECT_ROOT / '.smb-fanout' / 'jars'}", f"spark.max_result_size={TEST_MAX_RESULT_SIZE}"],
+    )
     session = get_spark(config, app_name="smb-fanout-tests")
     yield session
     session.stop()
@@ -35,6 +43,20 @@ def spark() -> Iterator[SparkSession]:
 def config(tmp_path: Path) -> Config:
     """A local configuration whose tables and MLflow store live in `tmp_path`."""
     return load_config("local", [f"storage.local_root={tmp_path}"])
+
+
+# The generated fleet the integration tests share: the pipeline runs on it once.
+DEMO_SPEC = FleetSpec(workstations=24, days=20, attacks=3, seed=7)
+
+
+@pytest.fixture(scope="session")
+def demo_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    return load_config("local", [f"storage.local_root={tmp_path_factory.mktemp('demo')}"])
+
+
+@pytest.fixture(scope="session")
+def demo(spark: SparkSession, demo_config: Config) -> DemoResult:
+    return run_demo(spark, demo_config, DEMO_SPEC)
 
 
 def real_data(*parts: str) -> Path:

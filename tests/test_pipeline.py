@@ -9,29 +9,17 @@ import pytest
 from pyspark.sql import SparkSession
 
 from smb_fanout.config import Config, load_config
-from smb_fanout.demo import DemoResult, run_demo, run_replay
+from smb_fanout.demo import DemoResult, run_replay
 from smb_fanout.fit.job import NothingToFitError
-from smb_fanout.generator import FleetSpec
 from smb_fanout.pipeline import NoUsableEventsError, run_pipeline
 from smb_fanout.registry import champion
 from smb_fanout.score.detect import ABNORMAL
 from smb_fanout.score.job import run_score
 from smb_fanout.tables import Tables
+from tests.conftest import DEMO_SPEC as SPEC
 from tests.conftest import FIXTURES, real_data
 
 pytestmark = pytest.mark.integration
-
-SPEC = FleetSpec(workstations=24, days=20, attacks=3, seed=7)
-
-
-@pytest.fixture(scope="module")
-def demo_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    return load_config("local", [f"storage.local_root={tmp_path_factory.mktemp('demo')}"])
-
-
-@pytest.fixture(scope="module")
-def demo(spark: SparkSession, demo_config: Config) -> DemoResult:
-    return run_demo(spark, demo_config, SPEC)
 
 
 def labels(result: DemoResult) -> list[dict]:

@@ -120,6 +120,11 @@ class SparkConfig(_Frozen):
     jars_dir: str = ".smb-fanout/jars"
     shuffle_partitions: int = Field(4, ge=1)
     driver_memory: str = "2g"
+    # Largest total result one action may bring to the driver; a collect of
+    # fleet-sized data fails instead of exhausting driver memory.
+    max_result_size: str = "1g"
+    # Memory of each executor when `master` is a cluster (spark://...).
+    executor_memory: str = "1g"
 
 
 class Config(_Frozen):

@@ -78,6 +78,8 @@ def get_spark(config: Config, app_name: str = "smb-fanout") -> SparkSession:
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.memory", config.spark.driver_memory)
+        .config("spark.driver.maxResultSize", config.spark.max_result_size)
+        .config("spark.executor.memory", config.spark.executor_memory)
         .config("spark.sql.warehouse.dir", str(warehouse))
         .config("spark.sql.shuffle.partitions", str(config.spark.shuffle_partitions))
         .config("spark.default.parallelism", str(config.spark.shuffle_partitions))
