@@ -64,7 +64,7 @@ test: setup lint
 	$(BIN)/pytest -q
 
 # Generates fleets of three sizes and three history lengths and writes
-# docs/benchmarks.md; about an hour on 2 cores. BENCH_ARGS passes options
+# docs/benchmarks.md; its time at the default sizes is not measured yet. BENCH_ARGS passes options
 # to benchmarks/bench.py, for example BENCH_ARGS="--sizes 500,1000,2000".
 bench: setup
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)

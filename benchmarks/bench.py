@@ -119,9 +119,10 @@ def run_fleet(spark: Any, fleet: BenchFleet, work: Path, cores: int) -> dict[str
 
 @app.command()
 def main(
-    sizes: Annotated[str, typer.Option(help="Workstation counts of the three fleets, comma-separated.")] = (
-        "2000,6000,18000"
-    ),
+    sizes: Annotated[
+        str,
+        typer.Option(help="Workstation counts of the fleets with 30 days of history, comma-separated (two or more)."),
+    ] = "2000,6000,18000",
     history_days: Annotated[str, typer.Option(help="History lengths in days for the middle fleet.")] = "7,14,30",
     events_per_host_day: Annotated[int, typer.Option(help="Events each workstation logs per day.")] = 60,
     work_dir: Annotated[Path, typer.Option(help="Folder for generated events and tables (emptied per fleet).")] = (

@@ -196,13 +196,14 @@ def enforce_alert_budget(config: Config, result: Any, budget: float, previous: A
     """Move the alias back to `previous` after a fit that expects more alerts per day than `budget`, and fail."""
     from smb_fanout.registry import set_alias
 
-    kept = "no version had the alias before, so it stays on the new version"
+    alias_outcome = "no version had the alias before, so it stays on the new version"
     if previous is not None:
         set_alias(config, previous.version)
-        kept = f"the alias @{config.mlflow.alias} moved back to version {previous.version}"
+        alias_outcome = f"the alias @{config.mlflow.alias} moved back to version {previous.version}"
     render.error_console.print(
         f"[red]error:[/red] model {result.model.name} version {result.model.version} expects "
         f"{result.expected_alerts_per_day:.2f} alerts per day on its training period, above the alert budget of "
-        f"{budget:g}; {kept}. Raise --alert-budget or tune detector.* (for example detector.min_new_destinations)"
+        f"{budget:g}; {alias_outcome}. "
+        "Raise --alert-budget or tune detector.* (for example detector.min_new_destinations)"
     )
     raise typer.Exit(EXIT_FAILED)
