@@ -1,8 +1,8 @@
 """Detector health: one `detector_runs` row per job run, with counts and a status.
 
 Status is `running` while the job runs, then `succeeded`, `degraded` or
-`failed`. A degraded run still wrote its output; `status_reason` says what
-needs attention (more alerts than the budget, no new input). A run that was
+`failed`. A degraded run still wrote its output, and `status_reason` names
+what needs attention (more alerts than the budget, no new input). A run that was
 killed stays `running`.
 """
 

@@ -89,10 +89,10 @@ SMB_CONTACTS_HOURLY = f"""
 
 # Per host and destination: first and last contact hour, maintained with MERGE.
 # `seen_before_batch` is the last contact before `batch_start`, the start of
-# the stats batch that last touched the row. `recent_hours` lists every contact
-# hour that a later batch may still recompute (late events rewind a batch by up
-# to the allowed lateness) and `settled_last_seen` is the last contact before
-# them, so any batch start inside that range finds the history it needs.
+# the stats batch that last touched the row. Late events can rewind a batch by
+# up to the allowed lateness, so `recent_hours` lists every contact hour that a
+# later batch may still recompute. `settled_last_seen` is the last contact
+# before those hours. Together they give the history before any batch start.
 SMB_PROFILE = """
     host_id STRING NOT NULL,
     destination_id STRING NOT NULL,
@@ -266,7 +266,7 @@ SMB_ALERTS = f"""
 
 @dataclass(frozen=True)
 class Migration:
-    """What changes when a table moves to schema `version`.
+    """The change that takes a table to schema `version`.
 
     `columns` is the DDL of the nullable columns added (Delta adds them at the
     end). `backfill` maps a new column to a SQL expression over the existing

@@ -117,7 +117,7 @@ class TableRef:
         return DeltaTable.forName(spark, self.name)
 
     def read_version(self, spark: SparkSession, version: int) -> DataFrame:
-        """Read the table as of a Delta version, so later commits do not change what a run sees."""
+        """Read the table as of a Delta version, so commits by other writers during a run do not change its input."""
         ensure_table(spark, self)
         reader = spark.read.format("delta").option("versionAsOf", version)
         return reader.load(str(self.path)) if self.path is not None else reader.table(self.name)
@@ -235,7 +235,7 @@ def merge(
 ) -> dict[str, int]:
     """Upsert `df` into `ref` on the table's key and return Delta's operation metrics.
 
-    Columns named in `preserve` keep their stored value when a row is updated;
+    Columns named in `preserve` keep their stored value when a row is updated.
     `combine` maps a column to the SQL expression (over `t` and `s`) that
     gives its updated value. Commit conflicts are retried.
 

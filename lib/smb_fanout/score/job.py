@@ -54,8 +54,8 @@ def _windows_to_score(
     """Select the host windows of this run; returns them, the range, and whether the run is incremental.
 
     With no range given, a run scores the windows inserted or changed since
-    the table version the last incremental run scored; the first such run
-    scores the last slide. A given range rescores that range.
+    the table version that the last incremental run scored. The first such
+    run scores the last slide. A given range rescores that range.
     """
     tables = Tables(config)
     last_version = _score_state(spark, config) if window_from is None and window_to is None else None
@@ -151,9 +151,9 @@ def _anchors(stored_alerts: DataFrame, new: DataFrame, dedup_hours: int) -> Data
     """Per affected host, the start of the stored alert that its new detections continue.
 
     That is the latest alert that began at or before the host's first new
-    detection or, when there is none, an alert that began less than
-    `dedup_hours` after it: a detection that late events made visible joins
-    the alert already open rather than opening a second one.
+    detection. When there is none, it is an alert that began less than
+    `dedup_hours` after it, so a detection that late events made visible
+    joins the alert already open rather than opening a second one.
     """
     first_new = new.groupBy("host_id").agg(F.min("window_end").alias("_first_new"))
     started = stored_alerts.join(first_new, "host_id")

@@ -14,7 +14,7 @@ def seen_before(profile: DataFrame, batch_start: datetime) -> DataFrame:
     """Last contact of each (host, destination) strictly before `batch_start`.
 
     Reads `recent_hours` and `settled_last_seen`, so a batch that starts
-    earlier than the last one (a rerun, or late events) sees the profile as it
+    earlier than the last one (a rerun, or late events) reads the profile as it
     was before its own hours. Returns `host_id`, `destination_id`,
     `first_seen`, `profile_last_seen`, and `recent_before` and
     `settled_last_seen` for `profile_updates`.
