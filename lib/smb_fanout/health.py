@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pyspark.sql import SparkSession
 
 from smb_fanout.config import Config
-from smb_fanout.tables import Tables, merge
+from smb_fanout.tables import Tables, append, merge
 
 logger = logging.getLogger(__name__)
 
@@ -112,4 +112,9 @@ def _write(spark: SparkSession, config: Config, record: RunRecord, status: str, 
         record.model_version,
         "; ".join(record.reasons) or None,
     )
-    merge(spark.createDataFrame([row], _ROW_DDL), Tables(config).detector_runs)
+    frame = spark.createDataFrame([row], _ROW_DDL)
+    if status == RUNNING:
+        # The run id is new, so a blind append is enough and costs one commit.
+        append(frame, Tables(config).detector_runs)
+    else:
+        merge(frame, Tables(config).detector_runs)
