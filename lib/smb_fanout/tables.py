@@ -119,8 +119,9 @@ class TableRef:
     def read_version(self, spark: SparkSession, version: int) -> DataFrame:
         """Read the table as of a Delta version, so commits by other writers during a run do not change its input."""
         ensure_table(spark, self)
-        reader = spark.read.format("delta").option("versionAsOf", version)
-        return reader.load(str(self.path)) if self.path is not None else reader.table(self.name)
+        if self.path is None:
+            return spark.sql(f"SELECT * FROM {self.name} VERSION AS OF {int(version)}")
+        return spark.read.format("delta").option("versionAsOf", version).load(str(self.path))
 
     def read(self, spark: SparkSession) -> DataFrame:
         """Read the table, creating it empty first when it does not exist."""
