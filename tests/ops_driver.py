@@ -1,8 +1,9 @@
 """An hourly schedule on a small fleet, run in-process or as a subprocess that tests kill.
 
-Deliveries, in order: history up to CUT; the hour after CUT with 2 of an
-attacker's 6 new destinations; the next hour, which also brings the other 4
-attack events late and one event older than the allowed lateness.
+There are three deliveries. The first is the history up to CUT. The second
+is the hour after CUT with 2 of an attacker's 6 new destinations. The third
+is the next hour, and it also brings the other 4 attack events late and one
+event older than the allowed lateness.
 Each delivery is one scheduled run: ingest its file, stats, a fit after the
 first, score. A marker file records a finished delivery, as a scheduler
 records a finished task, so a restarted driver continues with the first
@@ -114,7 +115,7 @@ def write_deliveries(folder: Path) -> list[Path]:
 
 
 def run_schedule(spark: SparkSession, config: Config, deliveries: list[Path]) -> None:
-    """Run one scheduled hour per delivery, skipping deliveries a marker says are finished."""
+    """Run one scheduled hour per delivery, skipping deliveries that have a finished marker."""
     markers = config.local_root / "finished"
     markers.mkdir(parents=True, exist_ok=True)
     for number, delivery in enumerate(deliveries):

@@ -142,7 +142,9 @@ def run_ingest(spark: SparkSession, config: Config, paths: list[str], input_form
                 F.col("ingested_at").alias("quarantined_at"),
             )
             if result.rows_quarantined:
-                merge(quarantine, tables.quarantined_events, insert_only=True)
+                # A file named twice in one run gives identical rows for a line; one is kept.
+                unique = quarantine.dropDuplicates(["source_file", "source_row"])
+                merge(unique, tables.quarantined_events, insert_only=True)
         finally:
             classified.unpersist()
         _record_run(spark, config, result)
