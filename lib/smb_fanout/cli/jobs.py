@@ -117,10 +117,15 @@ def score(
     config = options.config()
     lower, upper = parse_time(window_from), parse_time(window_to)
     result = run_score(spark_session(config), config, lower, upper)
+    scope = (
+        f"windows ending in ({result.window_from}, {result.window_to}]"
+        if result.window_to is not None
+        else f"{result.windows_scored} new or changed windows"
+    )
     finish(
         options,
         render.to_jsonable(result),
-        f"score: windows ending in ({result.window_from}, {result.window_to}]: {result.detections} detections, "
+        f"score: {scope}: {result.detections} detections, "
         f"{result.alerts_opened} alerts opened, {result.alerts_updated} updated (model version {result.model.version})",
     )
 
