@@ -1,7 +1,7 @@
-"""Databricks task file and local entry point for the maintenance job.
+"""Databricks task file and local entry point for the maintain job.
 
-Takes the options of `smb-fanout maintain` and the global options, in any order,
-for example `--env prod --set storage.schema=smb_fanout`.
+Takes the options of `smb-fanout maintain` and the global options, in any
+order, for example `--env prod --set operations.vacuum_retention_hours=336`.
 """
 
 import sys

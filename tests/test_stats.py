@@ -126,7 +126,7 @@ HOURLY_DDL = (
 )
 PROFILE_DDL = (
     "host_id string, destination_id string, first_seen timestamp, last_seen timestamp, "
-    "seen_before_batch timestamp, batch_start timestamp"
+    "seen_before_batch timestamp, batch_start timestamp, recent_hours array<timestamp>, settled_last_seen timestamp"
 )
 
 
@@ -141,8 +141,26 @@ def hourly_rows(spark: SparkSession, rows: list[tuple[str, str, datetime]]) -> D
 def test_destination_seen_31_days_ago_is_new(spark: SparkSession) -> None:
     profile = spark.createDataFrame(
         [
-            ("a", "old", T0 - timedelta(days=60), T0 - timedelta(days=31), None, T0 - timedelta(days=31)),
-            ("a", "recent", T0 - timedelta(days=60), T0 - timedelta(days=29), None, T0 - timedelta(days=29)),
+            (
+                "a",
+                "old",
+                T0 - timedelta(days=60),
+                T0 - timedelta(days=31),
+                None,
+                T0 - timedelta(days=31),
+                [],
+                T0 - timedelta(days=31),
+            ),
+            (
+                "a",
+                "recent",
+                T0 - timedelta(days=60),
+                T0 - timedelta(days=29),
+                None,
+                T0 - timedelta(days=29),
+                [T0 - timedelta(days=29)],
+                T0 - timedelta(days=40),
+            ),
         ],
         PROFILE_DDL,
     )
@@ -164,18 +182,36 @@ def test_repeat_inside_batch_not_new(spark: SparkSession) -> None:
 
 def test_rerun_sees_profile_before_batch(spark: SparkSession) -> None:
     # The profile already contains this batch (a crashed or repeated run): novelty must not change.
-    profile = spark.createDataFrame([("a", "x", T0, T0, None, T0)], PROFILE_DDL)
+    profile = spark.createDataFrame([("a", "x", T0, T0, None, T0, [T0], None)], PROFILE_DDL)
     batch = hourly_rows(spark, [("a", "x", T0)])
     history = seen_before(profile, T0)
     flagged = add_novelty(batch, history, training_days=30).collect()
-    updated = profile_updates(batch, history, T0).collect()
+    updated = profile_updates(batch, history, T0, T0).collect()
     assert [row["is_new"] for row in flagged] == [True]
     assert [(row["first_seen"], row["last_seen"], row["seen_before_batch"]) for row in updated] == [(T0, T0, None)]
+    assert updated[0]["recent_hours"] == [T0]
+
+
+def test_earlier_batch_start_sees_older_history(spark: SparkSession) -> None:
+    # Late events rewind the batch to T0 - 2h, before the last batch's start:
+    # the history must be the contact at T0 - 3h, not the later ones.
+    hours = [T0 - timedelta(hours=3), T0, T0 + timedelta(hours=1)]
+    profile = spark.createDataFrame(
+        [("a", "x", T0 - timedelta(days=5), hours[-1], hours[0], T0, hours, T0 - timedelta(days=5))], PROFILE_DDL
+    )
+    start = T0 - timedelta(hours=2)
+    history = seen_before(profile, start)
+    assert [row["profile_last_seen"] for row in history.collect()] == [hours[0]]
+    batch = hourly_rows(spark, [("a", "x", start), ("a", "x", T0)])
+    updated = profile_updates(batch, history, start, T0 - timedelta(hours=1)).collect()
+    assert [(row["last_seen"], row["recent_hours"], row["settled_last_seen"]) for row in updated] == [(T0, [T0], start)]
 
 
 def test_window_counts_new_destinations(spark: SparkSession) -> None:
     yesterday = T0 - timedelta(days=1)
-    profile = spark.createDataFrame([("a", "known", yesterday, yesterday, None, yesterday)], PROFILE_DDL)
+    profile = spark.createDataFrame(
+        [("a", "known", yesterday, yesterday, None, yesterday, [yesterday], None)], PROFILE_DDL
+    )
     batch = hourly_rows(
         spark,
         [

@@ -36,6 +36,8 @@ class TableNames(_Frozen):
     smb_process_rarity: str = "smb_process_rarity"
     smb_detections: str = "smb_detections"
     smb_alerts: str = "smb_alerts"
+    smb_score_state: str = "smb_score_state"
+    detector_runs: str = "detector_runs"
 
     @field_validator("*")
     @classmethod
@@ -114,6 +116,18 @@ class MlflowConfig(_Frozen):
     alias: str = "champion"
 
 
+class OperationsConfig(_Frozen):
+    # Events up to this many hours older than the stats progress are aggregated
+    # and rescored; older ones are counted in detector_runs and skipped.
+    allowed_lateness_hours: int = Field(48, ge=0, le=24 * 30)
+    # A score run that opens more alerts than this is marked degraded.
+    alert_budget_per_run: int = Field(50, ge=0)
+    # A stats run that finds no new events is marked degraded.
+    degrade_on_empty_input: bool = True
+    # VACUUM keeps files that older table versions need for this many hours.
+    vacuum_retention_hours: int = Field(168, ge=0)
+
+
 class SparkConfig(_Frozen):
     master: str = "local[2]"
     # Folder of the Delta jars that `make jars` copies from Maven Central.
@@ -134,6 +148,7 @@ class Config(_Frozen):
     ingest: IngestConfig = IngestConfig()
     mlflow: MlflowConfig = MlflowConfig()
     spark: SparkConfig = SparkConfig()
+    operations: OperationsConfig = OperationsConfig()
 
     @property
     def local_root(self) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyspark.sql.types import StructType
 
 # Canonical endpoint network event: one connection or attempt seen by an agent.
@@ -86,15 +88,20 @@ SMB_CONTACTS_HOURLY = f"""
 """
 
 # Per host and destination: first and last contact hour, maintained with MERGE.
-# `seen_before_batch` and `batch_start` make a rerun of the same stats batch
-# see the profile as it was before that batch.
+# `seen_before_batch` is the last contact before `batch_start`, the start of
+# the stats batch that last touched the row. Late events can rewind a batch by
+# up to the allowed lateness, so `recent_hours` lists every contact hour that a
+# later batch may still recompute. `settled_last_seen` is the last contact
+# before those hours. Together they give the history before any batch start.
 SMB_PROFILE = """
     host_id STRING NOT NULL,
     destination_id STRING NOT NULL,
     first_seen TIMESTAMP NOT NULL,
     last_seen TIMESTAMP NOT NULL,
     seen_before_batch TIMESTAMP,
-    batch_start TIMESTAMP NOT NULL
+    batch_start TIMESTAMP NOT NULL,
+    recent_hours ARRAY<TIMESTAMP>,
+    settled_last_seen TIMESTAMP
 """
 
 NEW_DESTINATION = """STRUCT<
@@ -120,11 +127,42 @@ SMB_HOST_WINDOWS = f"""
     command_lines ARRAY<STRING>
 """
 
+# Progress of the stats job. `events_version` is the `network_events` table
+# version read by the last batch: later versions hold the events not seen yet.
 SMB_STATS_STATE = """
     state_key STRING NOT NULL,
     processed_through TIMESTAMP NOT NULL,
     fleet_first_seen TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    events_version BIGINT
+"""
+
+# Progress of the score job: the `smb_host_windows` table version scored last.
+SMB_SCORE_STATE = """
+    state_key STRING NOT NULL,
+    windows_version BIGINT NOT NULL,
+    scored_through TIMESTAMP,
     updated_at TIMESTAMP NOT NULL
+"""
+
+# One row per job run, for monitoring the detector itself.
+DETECTOR_RUNS = """
+    run_id STRING NOT NULL,
+    job STRING NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP,
+    status STRING NOT NULL,
+    rows_read BIGINT,
+    rows_written BIGINT,
+    rows_quarantined BIGINT,
+    rows_late BIGINT,
+    rows_too_late BIGINT,
+    hosts_scored BIGINT,
+    alerts_opened BIGINT,
+    alerts_updated BIGINT,
+    duration_s DOUBLE,
+    model_version STRING,
+    status_reason STRING
 """
 
 # One row per host per fitted model; `host_id` '*' is the fleet row.
@@ -220,8 +258,57 @@ SMB_ALERTS = f"""
     upgraded_at TIMESTAMP,
     content_hash STRING NOT NULL,
     detected_at TIMESTAMP NOT NULL,
-    updated_at TIMESTAMP NOT NULL
+    updated_at TIMESTAMP NOT NULL,
+    opened_through TIMESTAMP,
+    detection_delay_s BIGINT
 """
+
+
+@dataclass(frozen=True)
+class Migration:
+    """The change that takes a table to schema `version`.
+
+    `columns` is the DDL of the nullable columns added (Delta adds them at the
+    end). `backfill` maps a new column to a SQL expression over the existing
+    columns that fills it in the rows already stored. `properties` are Delta
+    table properties to set, and `cluster_by` the liquid clustering columns.
+    """
+
+    version: int
+    columns: str = ""
+    backfill: tuple[tuple[str, str], ...] = ()
+    properties: tuple[tuple[str, str], ...] = ()
+    cluster_by: tuple[str, ...] = ()
+
+
+CHANGE_FEED = (("delta.enableChangeDataFeed", "true"),)
+
+# Every table created before schema versions existed is version 1. A table's
+# current version is 1 + the number of its migrations; the DDL above is always
+# the current version, with migrated columns last.
+MIGRATIONS: dict[str, tuple[Migration, ...]] = {
+    "network_events": (Migration(2, properties=CHANGE_FEED, cluster_by=("host_id", "event_time")),),
+    "smb_contacts_hourly": (Migration(2, cluster_by=("host_id", "hour")),),
+    "smb_profile": (
+        Migration(
+            2,
+            "recent_hours ARRAY<TIMESTAMP>, settled_last_seen TIMESTAMP",
+            backfill=(("recent_hours", "array(last_seen)"), ("settled_last_seen", "seen_before_batch")),
+            cluster_by=("host_id",),
+        ),
+    ),
+    "smb_host_windows": (Migration(2, properties=CHANGE_FEED, cluster_by=("host_id", "window_end")),),
+    "smb_stats_state": (Migration(2, "events_version BIGINT"),),
+    "smb_detections": (Migration(2, cluster_by=("host_id", "window_end")),),
+    "smb_alerts": (
+        Migration(2, "opened_through TIMESTAMP, detection_delay_s BIGINT", cluster_by=("host_id", "window_end")),
+    ),
+}
+
+
+def schema_version(table_key: str) -> int:
+    """Return the schema version this code writes for a table."""
+    return 1 + len(MIGRATIONS.get(table_key, ()))
 
 
 def struct_type(ddl: str) -> StructType:

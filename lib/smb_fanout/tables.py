@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import logging
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
@@ -30,11 +44,14 @@ TABLE_SCHEMAS = {
     "smb_process_rarity": schemas.SMB_PROCESS_RARITY,
     "smb_detections": schemas.SMB_DETECTIONS,
     "smb_alerts": schemas.SMB_ALERTS,
+    "smb_score_state": schemas.SMB_SCORE_STATE,
+    "detector_runs": schemas.DETECTOR_RUNS,
 }
 
 # Keys that identify one row; every MERGE source is reduced to one row per key.
 TABLE_KEYS = {
-    "network_events": ("event_id",),
+    "network_events": ("event_date", "event_id"),
+    "quarantined_events": ("source_file", "source_row"),
     "host_addresses": ("host_id", "ip", "day"),
     "smb_contacts_hourly": ("host_id", "destination_id", "hour"),
     "smb_profile": ("host_id", "destination_id"),
@@ -44,11 +61,35 @@ TABLE_KEYS = {
     "smb_process_rarity": ("model_run_id", "process_name"),
     "smb_detections": ("host_id", "window_end"),
     "smb_alerts": ("alert_id",),
+    "smb_score_state": ("state_key",),
+    "detector_runs": ("run_id",),
 }
+
+# Delta commit conflicts: another writer changed the table between this
+# transaction's read and its commit. Retrying re-reads the table.
+WRITE_CONFLICTS = (
+    DeltaConcurrentModificationException,
+    ConcurrentWriteException,
+    MetadataChangedException,
+    ProtocolChangedException,
+    ConcurrentAppendException,
+    ConcurrentDeleteReadException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentTransactionException,
+)
+WRITE_ATTEMPTS = 6
+RETRY_BASE_SECONDS = 0.5
+RETRY_MAX_SECONDS = 8.0
+
+T = TypeVar("T")
 
 
 class DuplicateKeyError(RuntimeError):
-    """Raised when a MERGE source has more than one row for a key."""
+    """Raised when a MERGE source, or a table after a MERGE, has more than one row for a key."""
+
+
+class WriteConflictError(RuntimeError):
+    """Raised when a write still conflicts with other writers after every retry."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +115,13 @@ class TableRef:
         if self.path is not None:
             return DeltaTable.forPath(spark, str(self.path))
         return DeltaTable.forName(spark, self.name)
+
+    def read_version(self, spark: SparkSession, version: int) -> DataFrame:
+        """Read the table as of a Delta version, so commits by other writers during a run do not change its input."""
+        ensure_table(spark, self)
+        if self.path is None:
+            return spark.sql(f"SELECT * FROM {self.name} VERSION AS OF {int(version)}")
+        return spark.read.format("delta").option("versionAsOf", version).load(str(self.path))
 
     def read(self, spark: SparkSession) -> DataFrame:
         """Read the table, creating it empty first when it does not exist."""
@@ -105,14 +153,46 @@ class Tables:
 
 
 def ensure_table(spark: SparkSession, ref: TableRef) -> None:
-    """Create the table with its declared schema when it does not exist yet."""
-    if ref.exists(spark):
+    """Create the table at the current schema version, or upgrade it once per process.
+
+    Raises:
+        SchemaAheadError: the table was written by a newer smb-fanout.
+    """
+    from smb_fanout import migrations
+
+    if not ref.exists(spark):
+        with_conflict_retry(lambda: migrations.create(spark, ref), f"create {ref.sql_name}")
         return
-    schema = schemas.struct_type(TABLE_SCHEMAS[ref.key])
-    builder = DeltaTable.createIfNotExists(spark).addColumns(schema)
-    builder = builder.location(str(ref.path)) if ref.path is not None else builder.tableName(ref.name)
-    builder.execute()
-    logger.info("created table %s", ref.sql_name)
+    migrations.upgrade_once(spark, ref)
+
+
+def with_conflict_retry(action: Callable[[], T], what: str) -> T:
+    """Run `action`, retrying Delta commit conflicts with bounded exponential backoff and jitter.
+
+    Raises:
+        WriteConflictError: the action still conflicted after `WRITE_ATTEMPTS` attempts.
+    """
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return action()
+        except WRITE_CONFLICTS as err:
+            summary = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if attempt == WRITE_ATTEMPTS:
+                raise WriteConflictError(
+                    f"{what} still conflicted with another writer after {attempt} attempts ({summary}); "
+                    "check that only one run of each job is active, then rerun the job"
+                ) from err
+            delay = min(RETRY_BASE_SECONDS * 2 ** (attempt - 1), RETRY_MAX_SECONDS) * random.uniform(0.5, 1.0)
+            logger.warning(
+                "write conflict on %s, attempt %s of %s; retrying in %.1f s: %s",
+                what,
+                attempt,
+                WRITE_ATTEMPTS,
+                delay,
+                summary,
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def conform(df: DataFrame, ref: TableRef) -> DataFrame:
@@ -125,9 +205,9 @@ def append(df: DataFrame, ref: TableRef) -> None:
     ensure_table(df.sparkSession, ref)
     writer = conform(df, ref).write.format("delta").mode("append")
     if ref.path is not None:
-        writer.save(str(ref.path))
+        with_conflict_retry(lambda: writer.save(str(ref.path)), f"append to {ref.sql_name}")
     else:
-        writer.saveAsTable(ref.name)
+        with_conflict_retry(lambda: writer.saveAsTable(ref.name), f"append to {ref.sql_name}")
 
 
 def assert_unique_keys(df: DataFrame, keys: tuple[str, ...], what: str) -> None:
@@ -138,6 +218,13 @@ def assert_unique_keys(df: DataFrame, keys: tuple[str, ...], what: str) -> None:
         raise DuplicateKeyError(f"{what} has more than one row for key {keys}: {sample}")
 
 
+def changed_condition(ref: TableRef, ignore: tuple[str, ...] = ()) -> str:
+    """SQL condition that holds when a source row differs from its target row in any non-key column."""
+    keys = TABLE_KEYS[ref.key]
+    compared = [f.name for f in schemas.struct_type(TABLE_SCHEMAS[ref.key]) if f.name not in keys + ignore]
+    return "NOT (" + " AND ".join(f"t.`{name}` <=> s.`{name}`" for name in compared) + ")"
+
+
 def merge(
     df: DataFrame,
     ref: TableRef,
@@ -145,31 +232,43 @@ def merge(
     update_condition: str | Column | None = None,
     insert_only: bool = False,
     preserve: tuple[str, ...] = (),
+    combine: dict[str, str] | None = None,
 ) -> dict[str, int]:
     """Upsert `df` into `ref` on the table's key and return Delta's operation metrics.
 
     Columns named in `preserve` keep their stored value when a row is updated.
+    `combine` maps a column to the SQL expression (over `t` and `s`) that
+    gives its updated value. Commit conflicts are retried.
 
     The source must already have one row per key, and this is checked before
     the write. Delta would otherwise reject the MERGE or, for a new key,
-    insert both rows.
+    insert both rows. After the write, the keys written are checked again in
+    the table, and a key stored twice fails the run.
     """
     spark = df.sparkSession
     ensure_table(spark, ref)
     keys = TABLE_KEYS[ref.key]
-    # Cached so that the key check and Delta's passes over the source compute it once.
+    # Cached so that the key checks and Delta's passes over the source compute it once.
     source = conform(df, ref).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         assert_unique_keys(source, keys, f"MERGE source for {ref.sql_name}")
         condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
-        builder = ref.delta(spark).alias("t").merge(source.alias("s"), condition)
-        if not insert_only:
-            updated: dict[str, str | Column] = {name: f"s.`{name}`" for name in source.columns if name not in preserve}
-            builder = builder.whenMatchedUpdate(condition=update_condition, set=updated)
-        builder.whenNotMatchedInsertAll().execute()
+
+        def execute() -> None:
+            builder = ref.delta(spark).alias("t").merge(source.alias("s"), condition)
+            if not insert_only:
+                updated: dict[str, str | Column] = {
+                    name: (combine or {}).get(name, f"s.`{name}`") for name in source.columns if name not in preserve
+                }
+                builder = builder.whenMatchedUpdate(condition=update_condition, set=updated)
+            builder.whenNotMatchedInsertAll().execute()
+
+        with_conflict_retry(execute, f"MERGE into {ref.sql_name}")
+        metrics = last_operation_metrics(spark, ref)
+        written = ref.read(spark).join(source.select(*keys).distinct(), list(keys), "left_semi")
+        assert_unique_keys(written, keys, f"{ref.sql_name} after MERGE")
     finally:
         source.unpersist()
-    metrics = last_operation_metrics(spark, ref)
     logger.info(
         "merged into %s: %s inserted, %s updated",
         ref.sql_name,
@@ -180,7 +279,40 @@ def merge(
 
 
 def last_operation_metrics(spark: SparkSession, ref: TableRef) -> dict[str, int]:
+    # NOTE: with another writer on the same table, the latest commit may be
+    # theirs; the metrics then describe that commit.
     history = ref.delta(spark).history(1).select("operationMetrics").collect()
     if not history or history[0]["operationMetrics"] is None:
         return {}
     return {name: int(value) for name, value in history[0]["operationMetrics"].items()}
+
+
+def current_version(spark: SparkSession, ref: TableRef) -> int:
+    """Return the table's latest Delta version."""
+    ensure_table(spark, ref)
+    row = ref.delta(spark).history(1).select("version").first()
+    assert row is not None
+    return int(row["version"])
+
+
+def read_changes(spark: SparkSession, ref: TableRef, after_version: int, through_version: int) -> DataFrame:
+    """Rows inserted or updated in versions (`after_version`, `through_version`], from the change data feed.
+
+    A key changed in several versions appears once, with its latest change.
+    """
+    ensure_table(spark, ref)
+    reader = (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", after_version + 1)
+        .option("endingVersion", through_version)
+    )
+    changes = reader.load(str(ref.path)) if ref.path is not None else reader.table(ref.name)
+    keys = TABLE_KEYS[ref.key]
+    latest = Window.partitionBy(*keys).orderBy(F.col("_commit_version").desc())
+    return (
+        changes.where(F.col("_change_type").isin("insert", "update_postimage"))
+        .withColumn("_latest", F.row_number().over(latest))
+        .where(F.col("_latest") == 1)
+        .drop("_latest", "_change_type", "_commit_version", "_commit_timestamp")
+    )

@@ -112,10 +112,12 @@ def job_errors() -> tuple[type[Exception], ...]:
     from smb_fanout.fit.job import NothingToFitError
     from smb_fanout.ingest.job import UnknownFormatError
     from smb_fanout.ingest.reader import InputFileError
+    from smb_fanout.migrations import SchemaAheadError
     from smb_fanout.pipeline import NoUsableEventsError
     from smb_fanout.registry import ModelNotFoundError
     from smb_fanout.score.job import NothingToScoreError
     from smb_fanout.spark import DeltaJarsMissingError
+    from smb_fanout.tables import WriteConflictError
 
     return (
         NothingToFitError,
@@ -125,6 +127,8 @@ def job_errors() -> tuple[type[Exception], ...]:
         ModelNotFoundError,
         NothingToScoreError,
         DeltaJarsMissingError,
+        SchemaAheadError,
+        WriteConflictError,
     )
 
 

@@ -138,9 +138,35 @@ def score(
     config = options.config()
     lower, upper = parse_time(window_from), parse_time(window_to)
     result = run_score(spark_session(config), config, lower, upper)
+    scope = (
+        f"windows ending in ({result.window_from}, {result.window_to}]"
+        if result.window_to is not None
+        else f"{result.windows_scored} new or changed windows"
+    )
     finish(
         options,
         render.to_jsonable(result),
-        f"score: windows ending in ({result.window_from}, {result.window_to}]: {result.detections} detections, "
+        f"score: {scope}: {result.detections} detections, "
         f"{result.alerts_opened} alerts opened, {result.alerts_updated} updated (model version {result.model.version})",
+    )
+
+
+@app.command()
+def maintain(
+    ctx: typer.Context,
+    vacuum: Annotated[
+        bool, typer.Option(help="Also VACUUM files older than operations.vacuum_retention_hours.")
+    ] = True,
+) -> None:
+    """Compact and cluster every table (OPTIMIZE), then VACUUM; run it apart from the hourly jobs."""
+    from smb_fanout.maintain import run_maintain
+
+    options: Options = ctx.obj
+    config = options.config()
+    results = run_maintain(spark_session(config), config, vacuum)
+    finish(
+        options,
+        {"tables": render.to_jsonable(results)},
+        "maintain: "
+        + ", ".join(f"{result.table} {result.files_before} -> {result.files_after} files" for result in results),
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from smb_fanout import registry
+from smb_fanout import checkpoints, registry
 from smb_fanout.config import Config
 from smb_fanout.fit.plots import plot_fleet_distribution
 from smb_fanout.fit.thresholds import (
@@ -23,6 +23,7 @@ from smb_fanout.fit.thresholds import (
     thresholds,
     training_period,
 )
+from smb_fanout.health import recorded_run
 from smb_fanout.stats.job import read_state
 from smb_fanout.tables import Tables, merge
 
@@ -61,6 +62,14 @@ def expected_alerts_per_day(windows: DataFrame, fitted: DataFrame, min_new: int,
 
 def run_fit(spark: SparkSession, config: Config, training_end: datetime | None = None) -> FitResult:
     """Fit thresholds on the training period ending at `training_end` (default: the stats progress)."""
+    with recorded_run(spark, config, "fit") as record:
+        result = _fit(spark, config, training_end)
+        record.rows_written = result.hosts
+        record.model_version = result.model.version
+    return result
+
+
+def _fit(spark: SparkSession, config: Config, training_end: datetime | None) -> FitResult:
     detector = config.detector
     tables = Tables(config)
     state = read_state(spark, config)
@@ -136,6 +145,9 @@ def _track(
             process_rarity(hourly).withColumn("model_run_id", F.lit(run_id)),
             Tables(config).smb_process_rarity,
         )
+        checkpoints.reached("fit.thresholds_merged")
+        # The alias moves last, after the thresholds are written, so a score
+        # that resolves the champion always finds its thresholds.
         model = registry.register_fit(config, run_id, detector.min_new_destinations)
     fitted.unpersist()
     logger.info(

@@ -10,7 +10,9 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
+from smb_fanout import checkpoints
 from smb_fanout.config import Config
+from smb_fanout.health import recorded_run
 from smb_fanout.ingest import adapters
 from smb_fanout.ingest.normalize import normalize_events
 from smb_fanout.ingest.reader import (
@@ -19,7 +21,7 @@ from smb_fanout.ingest.reader import (
     read_parquet_rows,
     read_text_lines,
 )
-from smb_fanout.tables import Tables, append
+from smb_fanout.tables import Tables, append, merge
 
 logger = logging.getLogger(__name__)
 
@@ -117,30 +119,38 @@ def run_ingest(spark: SparkSession, config: Config, paths: list[str], input_form
     if fmt not in adapters.FORMATS:
         raise UnknownFormatError(f"unknown input format {fmt!r}: use one of {', '.join(adapters.FORMATS)}")
     files = expand_paths(paths)
-    classified = classify_rows(parse_files(spark, files, fmt), tables.network_events.read(spark))
-    classified = classified.withColumn("ingested_at", F.current_timestamp()).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        # Counting first materializes the cache, so the statuses are decided
-        # before any row is written and the written rows cannot be re-read as
-        # duplicates of themselves.
-        result = _count(classified, run_id)
-        # Rows already in the table were classified as duplicates above, so an append suffices.
-        # NOTE: two ingest runs of the same file at the same time can both append it.
-        append(classified.where(F.col("status") == WRITTEN), tables.network_events)
-        quarantine = classified.where(F.col("status") == QUARANTINED).select(
-            "source_file",
-            "source_row",
-            "source_format",
-            "reason",
-            F.substring(F.col("raw"), 1, config.ingest.max_raw_chars).alias("raw"),
-            F.lit(run_id).alias("ingest_run_id"),
-            F.col("ingested_at").alias("quarantined_at"),
-        )
-        if result.rows_quarantined:
-            append(quarantine, tables.quarantined_events)
-    finally:
-        classified.unpersist()
-    _record_run(spark, config, result)
+    with recorded_run(spark, config, "ingest") as record:
+        classified = classify_rows(parse_files(spark, files, fmt), tables.network_events.read(spark))
+        classified = classified.withColumn("ingested_at", F.current_timestamp()).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            # Counting first materializes the cache, so the statuses are decided
+            # before any row is written and the written rows cannot be re-read as
+            # duplicates of themselves.
+            result = _count(classified, run_id)
+            # Insert-only MERGE on the event id: another ingest of the same file
+            # running at the same time conflicts, retries and then inserts nothing.
+            metrics = merge(classified.where(F.col("status") == WRITTEN), tables.network_events, insert_only=True)
+            _reconcile(result, metrics.get("numTargetRowsInserted", result.rows_written))
+            checkpoints.reached("ingest.events_merged")
+            quarantine = classified.where(F.col("status") == QUARANTINED).select(
+                "source_file",
+                "source_row",
+                "source_format",
+                "reason",
+                F.substring(F.col("raw"), 1, config.ingest.max_raw_chars).alias("raw"),
+                F.lit(run_id).alias("ingest_run_id"),
+                F.col("ingested_at").alias("quarantined_at"),
+            )
+            if result.rows_quarantined:
+                # A file named twice in one run gives identical rows for a line; one is kept.
+                unique = quarantine.dropDuplicates(["source_file", "source_row"])
+                merge(unique, tables.quarantined_events, insert_only=True)
+        finally:
+            classified.unpersist()
+        _record_run(spark, config, result)
+        record.rows_read = result.rows_read
+        record.rows_written = result.rows_written
+        record.rows_quarantined = result.rows_quarantined
     logger.info(
         "ingested %s rows from %s files: %s written, %s quarantined, %s duplicates",
         result.rows_read,
@@ -150,6 +160,18 @@ def run_ingest(spark: SparkSession, config: Config, paths: list[str], input_form
         result.duplicates_removed,
     )
     return result
+
+
+def _reconcile(result: IngestResult, inserted: int) -> None:
+    """Count rows that a concurrent ingest wrote first as duplicates, so read = written + quarantined + duplicates."""
+    surplus = result.rows_written - inserted
+    for counts in result.files:
+        if surplus <= 0:
+            break
+        moved = min(surplus, counts.rows_written)
+        counts.rows_written -= moved
+        counts.duplicates_removed += moved
+        surplus -= moved
 
 
 def _count(classified: DataFrame, run_id: str) -> IngestResult:

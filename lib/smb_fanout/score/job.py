@@ -9,16 +9,18 @@ from datetime import datetime, timedelta
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from smb_fanout import registry
+from smb_fanout import checkpoints, registry
 from smb_fanout.config import Config
+from smb_fanout.health import recorded_run
 from smb_fanout.score import alerts as A
 from smb_fanout.score.detect import ABNORMAL, detect
 from smb_fanout.stats.job import read_state
-from smb_fanout.tables import Tables, merge
+from smb_fanout.tables import Tables, current_version, merge, read_changes
 
 logger = logging.getLogger(__name__)
 
 OPEN = "open"
+STATE_KEY = "score"
 
 
 class NothingToScoreError(RuntimeError):
@@ -27,12 +29,46 @@ class NothingToScoreError(RuntimeError):
 
 @dataclass(frozen=True)
 class ScoreResult:
-    window_from: datetime
-    window_to: datetime
+    window_from: datetime | None
+    window_to: datetime | None
     detections: int
     alerts_opened: int
     alerts_updated: int
     model: registry.ModelVersion
+    windows_scored: int = 0
+
+
+def _score_state(spark: SparkSession, config: Config) -> int | None:
+    row = Tables(config).smb_score_state.read(spark).where(F.col("state_key") == STATE_KEY).first()
+    return None if row is None else int(row["windows_version"])
+
+
+def _windows_to_score(
+    spark: SparkSession,
+    config: Config,
+    version: int,
+    window_from: datetime | None,
+    window_to: datetime | None,
+    processed_through: datetime,
+) -> tuple[DataFrame, datetime | None, datetime | None, bool]:
+    """Select the host windows of this run; returns them, the range, and whether the run is incremental.
+
+    With no range given, a run scores the windows inserted or changed since
+    the table version that the last incremental run scored. The first such
+    run scores the last slide. A given range rescores that range.
+    """
+    tables = Tables(config)
+    last_version = _score_state(spark, config) if window_from is None and window_to is None else None
+    if last_version is not None:
+        if version == last_version:
+            return tables.smb_host_windows.read_version(spark, version).limit(0), None, None, True
+        return read_changes(spark, tables.smb_host_windows, last_version, version), None, None, True
+    upper = window_to or processed_through
+    lower = window_from or upper - timedelta(hours=config.detector.slide_hours)
+    windows = tables.smb_host_windows.read_version(spark, version).where(
+        (F.col("window_end") > F.lit(lower)) & (F.col("window_end") <= F.lit(upper))
+    )
+    return windows, lower, upper, window_from is None and window_to is None
 
 
 def run_score(
@@ -41,34 +77,58 @@ def run_score(
     window_from: datetime | None = None,
     window_to: datetime | None = None,
 ) -> ScoreResult:
-    """Score windows ending in (`window_from`, `window_to`]; default: the last hour the stats job finished."""
-    tables = Tables(config)
-    detector = config.detector
-    state = read_state(spark, config)
-    if state is None:
-        raise NothingToScoreError("no host windows yet: run `smb-fanout stats` before `score`")
-    upper = window_to or state.processed_through
-    lower = window_from or upper - timedelta(hours=detector.slide_hours)
-    model = registry.champion(config)
+    """Score host windows with the champion model and write detections and alerts.
 
-    windows = tables.smb_host_windows.read(spark).where(
-        (F.col("window_end") > F.lit(lower)) & (F.col("window_end") <= F.lit(upper))
-    )
-    thresholds = tables.smb_thresholds.read(spark).where(F.col("model_run_id") == model.run_id)
-    rarity = tables.smb_process_rarity.read(spark).where(F.col("model_run_id") == model.run_id)
-    first_seen = tables.host_addresses.read(spark).groupBy("host_id").agg(F.min("first_seen").alias("first_seen"))
-    found = detect(windows, thresholds, rarity, first_seen, state.fleet_first_seen, detector, model).persist()
-    try:
-        detection_count = found.count()
-        if detection_count:
-            merge(found, tables.smb_detections)
-            opened, updated = _write_alerts(spark, config, found)
-        else:
+    By default only windows that are new or changed since the last run are
+    scored (see `_windows_to_score`). The champion version is resolved once,
+    at the start, and every detection, alert and the run record carry it, so
+    a fit that moves the alias meanwhile does not mix two models in one run.
+    """
+    with recorded_run(spark, config, "score") as record:
+        tables = Tables(config)
+        state = read_state(spark, config)
+        if state is None:
+            raise NothingToScoreError("no host windows yet: run `smb-fanout stats` before `score`")
+        model = registry.champion(config)
+        record.model_version = model.version
+        checkpoints.reached("score.model_resolved")
+        version = current_version(spark, tables.smb_host_windows)
+        windows, lower, upper, incremental = _windows_to_score(
+            spark, config, version, window_from, window_to, state.processed_through
+        )
+        windows = windows.persist()
+        try:
+            record.rows_read = windows.count()
+            record.hosts_scored = windows.select("host_id").distinct().count()
+            thresholds = tables.smb_thresholds.read(spark).where(F.col("model_run_id") == model.run_id)
+            rarity = tables.smb_process_rarity.read(spark).where(F.col("model_run_id") == model.run_id)
+            first_seen = (
+                tables.host_addresses.read(spark).groupBy("host_id").agg(F.min("first_seen").alias("first_seen"))
+            )
+            found = detect(windows, thresholds, rarity, first_seen, state.fleet_first_seen, config.detector, model)
+            found = found.persist()
+            detection_count = found.count()
             opened, updated = 0, 0
-    finally:
-        found.unpersist()
+            if detection_count:
+                merge(found, tables.smb_detections)
+                checkpoints.reached("score.detections_merged")
+                opened, updated = _write_alerts(spark, config, found, state.processed_through)
+                checkpoints.reached("score.alerts_merged")
+            found.unpersist()
+        finally:
+            windows.unpersist()
+        if incremental:
+            _write_score_state(spark, config, version, state.processed_through)
+        record.rows_written = detection_count
+        record.alerts_opened, record.alerts_updated = opened, updated
+        if opened > config.operations.alert_budget_per_run:
+            record.degrade(
+                f"{opened} alerts opened in one run, above the budget of {config.operations.alert_budget_per_run}"
+                " (operations.alert_budget_per_run): check for a new scanner or a broken input"
+            )
     logger.info(
-        "score: windows ending in (%s, %s], %s detections, %s alerts opened, %s updated, model %s v%s",
+        "score: %s windows (ending in (%s, %s]), %s detections, %s alerts opened, %s updated, model %s v%s",
+        record.rows_read,
         lower,
         upper,
         detection_count,
@@ -77,30 +137,55 @@ def run_score(
         model.name,
         model.version,
     )
-    return ScoreResult(lower, upper, detection_count, opened, updated, model)
+    return ScoreResult(lower, upper, detection_count, opened, updated, model, record.rows_read or 0)
 
 
-def _anchors(stored_alerts: DataFrame, new: DataFrame) -> DataFrame:
-    """Per affected host, the start of its latest stored alert that began before its first new detection."""
+def _write_score_state(spark: SparkSession, config: Config, version: int, scored_through: datetime) -> None:
+    frame = spark.createDataFrame(
+        [(STATE_KEY, version, scored_through)], "state_key string, windows_version long, scored_through timestamp"
+    ).withColumn("updated_at", F.current_timestamp())
+    merge(frame, Tables(config).smb_score_state)
+
+
+def _anchors(stored_alerts: DataFrame, new: DataFrame, dedup_hours: int) -> DataFrame:
+    """Per affected host, the start of the stored alert that its new detections continue.
+
+    That is the latest alert that began at or before the host's first new
+    detection. When there is none, it is an alert that began less than
+    `dedup_hours` after it, so a detection that late events made visible
+    joins the alert already open rather than opening a second one.
+    """
     first_new = new.groupBy("host_id").agg(F.min("window_end").alias("_first_new"))
-    return (
-        stored_alerts.join(first_new, "host_id")
-        .where(F.col("first_detection_window_end") <= F.col("_first_new"))
+    started = stored_alerts.join(first_new, "host_id")
+    period = F.make_dt_interval(hours=F.lit(dedup_hours))
+    before = (
+        started.where(F.col("first_detection_window_end") <= F.col("_first_new"))
         .groupBy("host_id")
-        .agg(
-            F.max("first_detection_window_end").alias("anchor_start"),
-            F.first("_first_new").alias("_first_new"),
+        .agg(F.max("first_detection_window_end").alias("_before"))
+    )
+    after = (
+        started.where(
+            (F.col("first_detection_window_end") > F.col("_first_new"))
+            & (F.col("first_detection_window_end") < F.col("_first_new") + period)
         )
+        .groupBy("host_id")
+        .agg(F.min("first_detection_window_end").alias("_after"))
+    )
+    return (
+        first_new.join(before, "host_id", "left")
+        .join(after, "host_id", "left")
+        .select("host_id", F.coalesce("_before", "_after").alias("anchor_start"), "_first_new")
+        .where(F.col("anchor_start").isNotNull())
     )
 
 
-def _write_alerts(spark: SparkSession, config: Config, new: DataFrame) -> tuple[int, int]:
+def _write_alerts(spark: SparkSession, config: Config, new: DataFrame, processed_through: datetime) -> tuple[int, int]:
     tables = Tables(config)
     detector = config.detector
     first_new = new.groupBy("host_id").agg(F.min("window_end").alias("_first_new"))
-    anchors = _anchors(tables.smb_alerts.read(spark), new)
+    anchors = _anchors(tables.smb_alerts.read(spark), new, detector.dedup_hours)
     since = first_new.join(anchors.select("host_id", "anchor_start"), "host_id", "left").select(
-        "host_id", F.coalesce("anchor_start", "_first_new").alias("_since")
+        "host_id", F.least("anchor_start", "_first_new").alias("_since")
     )
     relevant = tables.smb_detections.read(spark).join(since, "host_id").where(F.col("window_end") >= F.col("_since"))
     episodes = A.assign_episodes(
@@ -113,20 +198,25 @@ def _write_alerts(spark: SparkSession, config: Config, new: DataFrame) -> tuple[
         hourly = tables.smb_contacts_hourly.read(spark).where(
             (F.col("hour") >= F.lit(bounds["lo"])) & (F.col("hour") < F.lit(bounds["hi"]))
         )
-        rows = build_alerts(episodes, hourly)
+        rows = build_alerts(episodes, hourly, processed_through)
         metrics = merge(
             rows,
             tables.smb_alerts,
             update_condition="t.content_hash <> s.content_hash",
-            preserve=("detected_at", "status"),
+            preserve=("detected_at", "status", "opened_through", "detection_delay_s"),
         )
     finally:
         episodes.unpersist()
     return metrics.get("numTargetRowsInserted", 0), metrics.get("numTargetRowsUpdated", 0)
 
 
-def build_alerts(episodes: DataFrame, hourly: DataFrame) -> DataFrame:
-    """Build one `smb_alerts` row per episode from its peak detection, destinations and processes."""
+def build_alerts(episodes: DataFrame, hourly: DataFrame, processed_through: datetime) -> DataFrame:
+    """Build one `smb_alerts` row per episode from its peak detection, destinations and processes.
+
+    `detection_delay_s` is the event time from the end of the alert's first
+    detected window to `processed_through`, the stats progress when the alert
+    opened: about one slide for events on time, more for late ones.
+    """
     keys = ["host_id", "episode_start"]
     counts = episodes.groupBy(*keys).agg(
         F.count(F.lit(1)).alias("detection_count"),
@@ -191,8 +281,14 @@ def build_alerts(episodes: DataFrame, hourly: DataFrame) -> DataFrame:
         alert = alert.withColumn(name, F.lit(value))
     alert = alert.withColumn("investigative_actions", F.array(*[F.lit(a) for a in A.INVESTIGATIVE_ACTIONS]))
     hashed = [c for c in alert.columns if c not in {"episode_start", "variation_reason"}]
+    opened_through = F.lit(processed_through).cast("timestamp")
     return (
         alert.withColumn("content_hash", F.sha2(F.to_json(F.struct(*sorted(hashed))), 256))
         .withColumn("detected_at", F.current_timestamp())
         .withColumn("updated_at", F.current_timestamp())
+        .withColumn("opened_through", opened_through)
+        .withColumn(
+            "detection_delay_s",
+            F.unix_timestamp(opened_through) - F.unix_timestamp("first_detection_window_end"),
+        )
     )

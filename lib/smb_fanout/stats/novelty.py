@@ -13,17 +13,23 @@ from smb_fanout.stats.contacts import merge_processes
 def seen_before(profile: DataFrame, batch_start: datetime) -> DataFrame:
     """Last contact of each (host, destination) strictly before `batch_start`.
 
-    A profile row already updated by a batch starting at or after
-    `batch_start` (a rerun of the same batch) stores the value it had before
-    that batch in `seen_before_batch`, so a rerun reads the same history.
+    Reads `recent_hours` and `settled_last_seen`, so a batch that starts
+    earlier than the last one (a rerun, or late events) reads the profile as it
+    was before its own hours. Returns `host_id`, `destination_id`,
+    `first_seen`, `profile_last_seen`, and `recent_before` and
+    `settled_last_seen` for `profile_updates`.
     """
     start = F.lit(batch_start).cast("timestamp")
-    rerun = F.col("batch_start") >= start
+    recent = F.coalesce(F.col("recent_hours"), F.array().cast("array<timestamp>"))
+    recent_before = F.filter(recent, lambda hour: hour < start)
+    settled = F.when(F.col("settled_last_seen") < start, F.col("settled_last_seen"))
     return profile.select(
         "host_id",
         "destination_id",
         "first_seen",
-        F.when(rerun, F.col("seen_before_batch")).otherwise(F.col("last_seen")).alias("profile_last_seen"),
+        F.coalesce(F.array_max(recent_before), settled).alias("profile_last_seen"),
+        recent_before.alias("recent_before"),
+        settled.alias("settled_last_seen"),
     )
 
 
@@ -36,35 +42,43 @@ def add_novelty(hourly: DataFrame, history: DataFrame, training_days: int) -> Da
     Needs `host_id`, `destination_id`, `hour`; `history` comes from `seen_before`.
     """
     pair = Window.partitionBy("host_id", "destination_id").orderBy("hour")
-    with_history = hourly.join(history, ["host_id", "destination_id"], "left")
+    last_seen = history.select("host_id", "destination_id", "profile_last_seen")
+    with_history = hourly.join(last_seen, ["host_id", "destination_id"], "left")
     previous = F.coalesce(F.lag("hour").over(pair), F.col("profile_last_seen"))
     horizon = F.col("hour") - F.make_dt_interval(days=F.lit(training_days))
     return (
         with_history.withColumn("previous_seen", previous)
         .withColumn("is_new", F.col("previous_seen").isNull() | (F.col("previous_seen") < horizon))
-        .drop("profile_last_seen", "first_seen")
+        .drop("profile_last_seen")
     )
 
 
-def profile_updates(hourly: DataFrame, history: DataFrame, batch_start: datetime) -> DataFrame:
-    """Profile rows after a batch: first and last contact, and the state before the batch.
+def profile_updates(hourly: DataFrame, history: DataFrame, batch_start: datetime, keep_from: datetime) -> DataFrame:
+    """Profile rows after a batch: first and last contact, and the hours a later batch may recompute.
 
     Needs the batch's hourly contacts and `seen_before(profile, batch_start)`;
-    returns one row per (host, destination) touched by the batch.
+    returns one row per (host, destination) touched by the batch. Contact
+    hours from `keep_from` on stay in `recent_hours`; the last one before it
+    becomes `settled_last_seen`. No later batch may start before `keep_from`.
     """
     batch = hourly.groupBy("host_id", "destination_id").agg(
-        F.min("hour").alias("_batch_first"), F.max("hour").alias("_batch_last")
+        F.min("hour").alias("_batch_first"), F.array_sort(F.collect_set("hour")).alias("_batch_hours")
     )
     joined = batch.join(history, ["host_id", "destination_id"], "left")
+    keep = F.lit(keep_from).cast("timestamp")
+    hours = F.array_sort(
+        F.array_union(F.coalesce(F.col("recent_before"), F.array().cast("array<timestamp>")), F.col("_batch_hours"))
+    )
+    settled = F.greatest(F.col("settled_last_seen"), F.array_max(F.filter(hours, lambda hour: hour < keep)))
     return joined.select(
         "host_id",
         "destination_id",
         F.least(F.col("_batch_first"), F.coalesce(F.col("first_seen"), F.col("_batch_first"))).alias("first_seen"),
-        F.greatest(F.col("_batch_last"), F.coalesce(F.col("profile_last_seen"), F.col("_batch_last"))).alias(
-            "last_seen"
-        ),
+        F.greatest(F.array_max(hours), F.col("settled_last_seen")).alias("last_seen"),
         F.col("profile_last_seen").alias("seen_before_batch"),
         F.lit(batch_start).cast("timestamp").alias("batch_start"),
+        F.filter(hours, lambda hour: hour >= keep).alias("recent_hours"),
+        settled.alias("settled_last_seen"),
     )
 
 

@@ -1,0 +1,149 @@
+"""Schema versions and migrations, duplicate keys, and two writers on one table."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from smb_fanout import schemas
+from smb_fanout.config import Config
+from smb_fanout.migrations import VERSION_PROPERTY, SchemaAheadError, stored_version
+from smb_fanout.tables import DuplicateKeyError, Tables, append, merge
+
+T0 = datetime(2026, 11, 2, 10, 0)
+STATE_V1 = (
+    "state_key STRING NOT NULL, processed_through TIMESTAMP NOT NULL, fleet_first_seen TIMESTAMP NOT NULL, "
+    "updated_at TIMESTAMP NOT NULL"
+)
+PROFILE_V1 = (
+    "host_id STRING NOT NULL, destination_id STRING NOT NULL, first_seen TIMESTAMP NOT NULL, "
+    "last_seen TIMESTAMP NOT NULL, seen_before_batch TIMESTAMP, batch_start TIMESTAMP NOT NULL"
+)
+
+
+def create_v1(spark: SparkSession, path: str, ddl: str, rows: list[tuple]) -> None:
+    """Write a table the way smb-fanout did before schema versions: no version property."""
+    DeltaTable.create(spark).addColumns(schemas.struct_type(ddl)).location(path).execute()
+    spark.createDataFrame(rows, schemas.struct_type(ddl)).write.format("delta").mode("append").save(path)
+
+
+def test_current_ddl_ends_with_migrated_columns(spark: SparkSession) -> None:
+    for key, steps in schemas.MIGRATIONS.items():
+        from smb_fanout.tables import TABLE_SCHEMAS
+
+        names = [field.name for field in schemas.struct_type(TABLE_SCHEMAS[key])]
+        added = [field.name for step in steps if step.columns for field in schemas.struct_type(step.columns)]
+        assert names[len(names) - len(added) :] == added, key
+
+
+def test_old_table_upgraded_in_place(spark: SparkSession, config: Config) -> None:
+    ref = Tables(config).smb_stats_state
+    create_v1(spark, str(ref.path), STATE_V1, [("stats", T0, T0, T0)])
+    rows = ref.read(spark).collect()
+    assert [row.asDict() for row in rows] == [
+        {
+            "state_key": "stats",
+            "processed_through": T0,
+            "fleet_first_seen": T0,
+            "updated_at": T0,
+            "events_version": None,
+        }
+    ]
+    assert stored_version(spark, ref) == schemas.schema_version("smb_stats_state") == 2
+
+
+def test_profile_migration_backfills(spark: SparkSession, config: Config) -> None:
+    ref = Tables(config).smb_profile
+    earlier = datetime(2026, 11, 1, 3, 0)
+    create_v1(spark, str(ref.path), PROFILE_V1, [("a", "b", earlier, T0, earlier, T0)])
+    row = ref.read(spark).first()
+    assert row is not None
+    assert row["recent_hours"] == [T0]
+    assert row["settled_last_seen"] == earlier
+    clustering = ref.delta(spark).detail().select("clusteringColumns").first()
+    assert clustering is not None
+    assert clustering["clusteringColumns"] == ["host_id"]
+
+
+def test_network_events_upgrade_enables_change_feed(spark: SparkSession, config: Config) -> None:
+    ref = Tables(config).network_events
+    ddl = schemas.NETWORK_EVENTS
+    DeltaTable.create(spark).addColumns(schemas.struct_type(ddl)).location(str(ref.path)).execute()
+    ref.read(spark)
+    properties = ref.delta(spark).detail().select("properties").first()
+    assert properties is not None
+    assert properties["properties"]["delta.enableChangeDataFeed"] == "true"
+    assert properties["properties"][VERSION_PROPERTY] == "2"
+
+
+def test_table_ahead_of_code_fails(spark: SparkSession, config: Config) -> None:
+    ref = Tables(config).smb_alerts
+    DeltaTable.create(spark).addColumns(schemas.struct_type(schemas.SMB_ALERTS)).location(str(ref.path)).property(
+        VERSION_PROPERTY, "9"
+    ).execute()
+    with pytest.raises(
+        SchemaAheadError, match=r"smb_alerts` has schema version 9, but this smb-fanout writes version 2"
+    ):
+        ref.read(spark)
+
+
+def test_merge_rejects_duplicate_source_keys(spark: SparkSession, config: Config) -> None:
+    ref = Tables(config).smb_score_state
+    frame = spark.createDataFrame(
+        [("score", 1, T0, T0), ("score", 2, T0, T0)],
+        "state_key string, windows_version long, scored_through timestamp, updated_at timestamp",
+    )
+    with pytest.raises(DuplicateKeyError, match="MERGE source for"):
+        merge(frame, ref)
+    assert ref.read(spark).collect() == []
+
+
+def test_merge_fails_on_stored_duplicate(spark: SparkSession, config: Config) -> None:
+    # A row appended twice outside MERGE makes the key ambiguous; the next MERGE must not pass silently.
+    ref = Tables(config).smb_score_state
+    row = spark.createDataFrame(
+        [("score", 1, T0, T0)], "state_key string, windows_version long, scored_through timestamp, updated_at timestamp"
+    )
+    append(row, ref)
+    append(row, ref)
+    with pytest.raises(
+        DuplicateKeyError, match=r"after MERGE has more than one row for key \('state_key',\): \('score',\)"
+    ):
+        merge(row.withColumn("windows_version", F.lit(2)), ref)
+
+
+def test_two_writers_retry_conflicts(spark: SparkSession, config: Config, caplog: pytest.LogCaptureFixture) -> None:
+    ref = Tables(config).smb_score_state
+    ddl = "state_key string, windows_version long, scored_through timestamp, updated_at timestamp"
+    merge(spark.createDataFrame([("merged", 0, T0, T0)], ddl), ref)
+    errors: list[BaseException] = []
+
+    # Four appends, each committed while a MERGE is between its read and its
+    # commit, conflict with it; the retries outlast them.
+    def keep_appending() -> None:
+        try:
+            for number in range(4):
+                append(spark.createDataFrame([(f"appended-{number}", number, T0, T0)], ddl), ref)
+        except BaseException as err:
+            errors.append(err)
+
+    writer = threading.Thread(target=keep_appending)
+    caplog.set_level(logging.WARNING, logger="smb_fanout.tables")
+    writer.start()
+    try:
+        for version in range(1, 4):
+            merge(spark.createDataFrame([("merged", version, T0, T0)], ddl), ref)
+    finally:
+        writer.join()
+    assert errors == []
+    merged = ref.read(spark).where(F.col("state_key") == "merged").collect()
+    appended = ref.read(spark).where(F.col("state_key").startswith("appended-")).count()
+    assert [row["windows_version"] for row in merged] == [3]
+    assert appended == 4
+    assert any("write conflict on MERGE into" in message for message in caplog.messages)
