@@ -23,7 +23,6 @@ from delta.exceptions import (
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.storagelevel import StorageLevel
 
 from smb_fanout import schemas
 from smb_fanout.config import Config
@@ -201,6 +200,17 @@ def conform(df: DataFrame, ref: TableRef) -> DataFrame:
     return df.select([F.col(field.name).cast(field.dataType).alias(field.name) for field in schema])
 
 
+def materialize(df: DataFrame) -> DataFrame:
+    """Compute `df` once and return it with its lineage cut.
+
+    Queries on the result start from the computed rows, not from the plan that
+    built them. A cached frame keeps its plan, and a query that joins it
+    several times repeats that plan in each branch: the alert rows of a score
+    run had a plan of 21 million characters, and Spark spent its time planning.
+    """
+    return df.localCheckpoint(eager=True)
+
+
 def append(df: DataFrame, ref: TableRef) -> None:
     ensure_table(df.sparkSession, ref)
     writer = conform(df, ref).write.format("delta").mode("append")
@@ -248,27 +258,24 @@ def merge(
     spark = df.sparkSession
     ensure_table(spark, ref)
     keys = TABLE_KEYS[ref.key]
-    # Cached so that the key checks and Delta's passes over the source compute it once.
-    source = conform(df, ref).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        assert_unique_keys(source, keys, f"MERGE source for {ref.sql_name}")
-        condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    # Computed once for the key checks and Delta's passes over the source.
+    source = materialize(conform(df, ref))
+    assert_unique_keys(source, keys, f"MERGE source for {ref.sql_name}")
+    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
 
-        def execute() -> None:
-            builder = ref.delta(spark).alias("t").merge(source.alias("s"), condition)
-            if not insert_only:
-                updated: dict[str, str | Column] = {
-                    name: (combine or {}).get(name, f"s.`{name}`") for name in source.columns if name not in preserve
-                }
-                builder = builder.whenMatchedUpdate(condition=update_condition, set=updated)
-            builder.whenNotMatchedInsertAll().execute()
+    def execute() -> None:
+        builder = ref.delta(spark).alias("t").merge(source.alias("s"), condition)
+        if not insert_only:
+            updated: dict[str, str | Column] = {
+                name: (combine or {}).get(name, f"s.`{name}`") for name in source.columns if name not in preserve
+            }
+            builder = builder.whenMatchedUpdate(condition=update_condition, set=updated)
+        builder.whenNotMatchedInsertAll().execute()
 
-        with_conflict_retry(execute, f"MERGE into {ref.sql_name}")
-        metrics = last_operation_metrics(spark, ref)
-        written = ref.read(spark).join(source.select(*keys).distinct(), list(keys), "left_semi")
-        assert_unique_keys(written, keys, f"{ref.sql_name} after MERGE")
-    finally:
-        source.unpersist()
+    with_conflict_retry(execute, f"MERGE into {ref.sql_name}")
+    metrics = last_operation_metrics(spark, ref)
+    written = ref.read(spark).join(source.select(*keys).distinct(), list(keys), "left_semi")
+    assert_unique_keys(written, keys, f"{ref.sql_name} after MERGE")
     logger.info(
         "merged into %s: %s inserted, %s updated",
         ref.sql_name,

@@ -15,7 +15,7 @@ from smb_fanout.health import recorded_run
 from smb_fanout.score import alerts as A
 from smb_fanout.score.detect import ABNORMAL, detect
 from smb_fanout.stats.job import read_state
-from smb_fanout.tables import Tables, current_version, merge, read_changes
+from smb_fanout.tables import Tables, current_version, materialize, merge, read_changes
 
 logger = logging.getLogger(__name__)
 
@@ -96,29 +96,24 @@ def run_score(
         windows, lower, upper, incremental = _windows_to_score(
             spark, config, version, window_from, window_to, state.processed_through
         )
-        windows = windows.persist()
-        try:
-            record.rows_read = windows.count()
-            record.hosts_scored = windows.select("host_id").distinct().count()
-            thresholds = tables.smb_thresholds.read(spark).where(F.col("model_run_id") == model.run_id)
-            rarity = tables.smb_process_rarity.read(spark).where(F.col("model_run_id") == model.run_id)
-            first_seen = (
-                tables.host_addresses.read(spark).groupBy("host_id").agg(F.min("first_seen").alias("first_seen"))
-            )
-            found = detect(windows, thresholds, rarity, first_seen, state.fleet_first_seen, config.detector, model)
-            found = found.persist()
-            detection_count = found.count()
-            opened, updated = 0, 0
-            if detection_count:
-                merge(found, tables.smb_detections)
-                checkpoints.reached("score.detections_merged")
-                opened, updated = _write_alerts(spark, config, found, state.processed_through)
-                checkpoints.reached("score.alerts_merged")
-            found.unpersist()
-        finally:
-            windows.unpersist()
+        windows = materialize(windows)
+        record.rows_read = windows.count()
+        record.hosts_scored = windows.select("host_id").distinct().count()
+        thresholds = tables.smb_thresholds.read(spark).where(F.col("model_run_id") == model.run_id)
+        rarity = tables.smb_process_rarity.read(spark).where(F.col("model_run_id") == model.run_id)
+        first_seen = tables.host_addresses.read(spark).groupBy("host_id").agg(F.min("first_seen").alias("first_seen"))
+        found = detect(windows, thresholds, rarity, first_seen, state.fleet_first_seen, config.detector, model)
+        found = materialize(found)
+        detection_count = found.count()
+        opened, updated = 0, 0
+        if detection_count:
+            merge(found, tables.smb_detections)
+            checkpoints.reached("score.detections_merged")
+            opened, updated = _write_alerts(spark, config, found, state.processed_through)
+            checkpoints.reached("score.alerts_merged")
         if incremental:
             _write_score_state(spark, config, version, state.processed_through)
+            checkpoints.reached("score.state_written")
         record.rows_written = detection_count
         record.alerts_opened, record.alerts_updated = opened, updated
         if opened > config.operations.alert_budget_per_run:
@@ -191,22 +186,19 @@ def _write_alerts(spark: SparkSession, config: Config, new: DataFrame, processed
     episodes = A.assign_episodes(
         relevant.drop("_since"), anchors.select("host_id", "anchor_start"), detector.dedup_hours
     )
-    episodes = episodes.persist()
-    try:
-        bounds = episodes.agg(F.min("window_start").alias("lo"), F.max("window_end").alias("hi")).first()
-        assert bounds is not None
-        hourly = tables.smb_contacts_hourly.read(spark).where(
-            (F.col("hour") >= F.lit(bounds["lo"])) & (F.col("hour") < F.lit(bounds["hi"]))
-        )
-        rows = build_alerts(episodes, hourly, processed_through)
-        metrics = merge(
-            rows,
-            tables.smb_alerts,
-            update_condition="t.content_hash <> s.content_hash",
-            preserve=("detected_at", "status", "opened_through", "detection_delay_s"),
-        )
-    finally:
-        episodes.unpersist()
+    episodes = materialize(episodes)
+    bounds = episodes.agg(F.min("window_start").alias("lo"), F.max("window_end").alias("hi")).first()
+    assert bounds is not None
+    hourly = tables.smb_contacts_hourly.read(spark).where(
+        (F.col("hour") >= F.lit(bounds["lo"])) & (F.col("hour") < F.lit(bounds["hi"]))
+    )
+    rows = build_alerts(episodes, hourly, processed_through)
+    metrics = merge(
+        rows,
+        tables.smb_alerts,
+        update_condition="t.content_hash <> s.content_hash",
+        preserve=("detected_at", "status", "opened_through", "detection_delay_s"),
+    )
     return metrics.get("numTargetRowsInserted", 0), metrics.get("numTargetRowsUpdated", 0)
 
 

@@ -19,7 +19,7 @@ from smb_fanout.stats.contacts import (
     smb_contacts,
 )
 from smb_fanout.stats.novelty import add_novelty, host_windows, profile_updates, seen_before
-from smb_fanout.tables import Tables, changed_condition, current_version, merge, read_changes
+from smb_fanout.tables import Tables, changed_condition, current_version, materialize, merge, read_changes
 
 logger = logging.getLogger(__name__)
 
@@ -207,32 +207,28 @@ def _aggregate(spark: SparkSession, config: Config, batch: Batch, keep_from: dat
     )
     addresses = tables.host_addresses.read(spark).where(F.col("day").between(F.lit(start.date()), F.lit(end.date())))
     resolved = resolve_destinations(smb_contacts(batch_events, detector), addresses)
-    history = seen_before(tables.smb_profile.read(spark), start).persist()
-    hourly = add_novelty(hourly_contacts(resolved), history, detector.training_days).persist()
-    try:
-        hourly_metrics = merge(
-            hourly, tables.smb_contacts_hourly, update_condition=changed_condition(tables.smb_contacts_hourly)
-        )
-        checkpoints.reached("stats.hourly_merged")
-        merge(profile_updates(hourly, history, start, keep_from), tables.smb_profile)
-        checkpoints.reached("stats.profile_merged")
-        context_start = start - timedelta(hours=detector.window_hours)
-        context = tables.smb_contacts_hourly.read(spark).where(
-            (F.col("hour") >= F.lit(context_start)) & (F.col("hour") < F.lit(start))
-        )
-        windows = host_windows(
-            context.unionByName(hourly, allowMissingColumns=True),
-            detector.window_hours,
-            start + timedelta(hours=1),
-            end,
-        )
-        window_metrics = merge(
-            windows, tables.smb_host_windows, update_condition=changed_condition(tables.smb_host_windows)
-        )
-        checkpoints.reached("stats.windows_merged")
-    finally:
-        hourly.unpersist()
-        history.unpersist()
+    history = materialize(seen_before(tables.smb_profile.read(spark), start))
+    hourly = materialize(add_novelty(hourly_contacts(resolved), history, detector.training_days))
+    hourly_metrics = merge(
+        hourly, tables.smb_contacts_hourly, update_condition=changed_condition(tables.smb_contacts_hourly)
+    )
+    checkpoints.reached("stats.hourly_merged")
+    merge(profile_updates(hourly, history, start, keep_from), tables.smb_profile)
+    checkpoints.reached("stats.profile_merged")
+    context_start = start - timedelta(hours=detector.window_hours)
+    context = tables.smb_contacts_hourly.read(spark).where(
+        (F.col("hour") >= F.lit(context_start)) & (F.col("hour") < F.lit(start))
+    )
+    windows = host_windows(
+        context.unionByName(hourly, allowMissingColumns=True),
+        detector.window_hours,
+        start + timedelta(hours=1),
+        end,
+    )
+    window_metrics = merge(
+        windows, tables.smb_host_windows, update_condition=changed_condition(tables.smb_host_windows)
+    )
+    checkpoints.reached("stats.windows_merged")
     rows = hourly_metrics.get("numTargetRowsInserted", 0) + hourly_metrics.get("numTargetRowsUpdated", 0)
     window_rows = window_metrics.get("numTargetRowsInserted", 0) + window_metrics.get("numTargetRowsUpdated", 0)
     return rows, window_rows
