@@ -211,6 +211,9 @@ def test_hourly_chain_and_schedules() -> None:
     assert JOBS["smb_fanout_daily"]["schedule"]["quartz_cron_expression"] == "0 30 2 * * ?"
     daily = [task["task_key"] for task in JOBS["smb_fanout_daily"]["tasks"]]
     assert daily == ["maintain", "fit", "views"]
+    assert JOBS["smb_fanout_weekly"]["schedule"]["quartz_cron_expression"] == "0 30 4 ? * SUN"
+    [weekly] = JOBS["smb_fanout_weekly"]["tasks"]
+    assert weekly["python_wheel_task"]["parameters"][-2:] == ["maintain", "--full"]
 
 
 def test_every_variable_described_and_used() -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -213,29 +214,70 @@ def test_time_zones_match_utc(spark: SparkSession, reference: tuple, deliveries:
     assert snapshot(spark, ops_config(tmp_path / "tokyo")) == reference[1]
 
 
-# Named steps where the process is killed, in the order a schedule reaches them.
+# Steps where a driver process is killed, one per job, in the order a schedule reaches them.
 KILL_STEPS = (
     "ingest.events_merged",
     "stats.hourly_merged",
+    "fit.version_registered",
+    "score.detections_merged",
+)
+
+# Every step of the scheduled jobs, in the order a schedule reaches them. The
+# first delivery reaches all but the last two; the third reaches those.
+CRASH_STEPS = (
+    "ingest.events_merged",
+    "ingest.quarantine_merged",
+    "stats.hourly_merged",
     "stats.profile_merged",
+    "stats.windows_merged",
     "fit.thresholds_merged",
+    "fit.rarity_merged",
+    "fit.version_registered",
+    "score.model_resolved",
+    "score.state_written",
+    "score.detections_merged",
     "score.alerts_merged",
 )
+
+
+class Crash(BaseException):
+    """Raised at a step to stop a job in this process; not an Exception, so no handler in the jobs catches it."""
+
+
+def _crash_at(step: str) -> Callable[[], None]:
+    def crash() -> None:
+        raise Crash(step)
+
+    return checkpoints.on_step(step, crash)
 
 
 def test_killed_runs_match_uninterrupted(
     spark: SparkSession, reference: tuple, deliveries: list[Path], tmp_path: Path
 ) -> None:
     root = tmp_path / "crashed"
-    # A timed kill lands wherever the first run happens to be.
-    process = _driver(root, deliveries[0].parent)
-    time.sleep(25)
-    process.send_signal(signal.SIGKILL)
-    _finish(process, -signal.SIGKILL)
     for step in KILL_STEPS:
         _finish(_driver(root, deliveries[0].parent, kill_at=step), -signal.SIGKILL)
-    _finish(_driver(root, deliveries[0].parent), 0)
-    assert snapshot(spark, ops_config(root)) == reference[1]
+    config = ops_config(root)
+    run_schedule(spark, config, deliveries)
+    assert snapshot(spark, config) == reference[1]
+
+
+def test_crash_at_every_step_matches_uninterrupted(
+    spark: SparkSession, reference: tuple, deliveries: list[Path], tmp_path: Path
+) -> None:
+    config = ops_config(tmp_path / "crashed")
+    crashed: list[str] = []
+    for step in CRASH_STEPS:
+        remove = _crash_at(step)
+        try:
+            run_schedule(spark, config, deliveries)
+        except Crash as crash:
+            crashed.append(str(crash))
+        finally:
+            remove()
+    run_schedule(spark, config, deliveries)
+    assert crashed == list(CRASH_STEPS)
+    assert snapshot(spark, config) == reference[1]
 
 
 def test_maintain_bounds_files(spark: SparkSession, reference: tuple) -> None:
@@ -245,6 +287,12 @@ def test_maintain_bounds_files(spark: SparkSession, reference: tuple) -> None:
     maintained = config.model_copy(
         update={"operations": config.operations.model_copy(update={"vacuum_retention_hours": 0})}
     )
+    # A maintain run stopped after its first OPTIMIZE, then one stopped after its first VACUUM.
+    for step in ("maintain.optimized", "maintain.vacuumed"):
+        remove = _crash_at(step)
+        with pytest.raises(Crash):
+            run_maintain(spark, maintained)
+        remove()
     results = {result.table: result for result in run_maintain(spark, maintained)}
     hourly = Tables(config).smb_contacts_hourly
     # Each of the schedule's job runs added files to detector_runs.
@@ -256,6 +304,33 @@ def test_maintain_bounds_files(spark: SparkSession, reference: tuple) -> None:
     assert detail is not None
     assert detail["clusteringColumns"] == ["host_id", "hour"]
     assert snapshot(spark, config) == reference[2]
+
+
+def test_full_vacuum_deletes_orphan_files(spark: SparkSession, reference: tuple) -> None:
+    from smb_fanout.tables import Tables
+
+    config = reference[0]
+    alerts = Tables(config).smb_alerts
+    assert alerts.path is not None
+    # A data file that no commit refers to, as a writer killed before its commit leaves.
+    orphan = alerts.path / "part-00000-orphan.snappy.parquet"
+    orphan.write_bytes(b"PAR1")
+    os.utime(orphan, (time.time() - 3600, time.time() - 3600))
+    operations = config.operations.model_copy(update={"vacuum_retention_hours": 0})
+    lite = config.model_copy(update={"operations": operations})
+    run_maintain(spark, lite, tables=["smb_alerts"])
+    assert orphan.exists()
+    full = config.model_copy(update={"operations": operations.model_copy(update={"vacuum_mode": "full"})})
+    run_maintain(spark, full, tables=["smb_alerts"])
+    assert not orphan.exists()
+    assert snapshot(spark, config) == reference[2]
+
+
+def test_maintain_rejects_unknown_table(spark: SparkSession, reference: tuple) -> None:
+    from smb_fanout.maintain import UnknownTableError
+
+    with pytest.raises(UnknownTableError, match="unknown table smb_alert: use one of network_events"):
+        run_maintain(spark, reference[0], tables=["smb_alert"])
 
 
 def test_fit_during_score_keeps_version(spark: SparkSession, reference: tuple) -> None:

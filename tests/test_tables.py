@@ -1,10 +1,10 @@
-"""Schema versions and migrations, duplicate keys, and two writers on one table."""
+"""Schema versions and migrations, duplicate keys, two writers on one table, and file counts after maintain."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from delta.tables import DeltaTable
@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from smb_fanout import schemas
 from smb_fanout.config import Config
+from smb_fanout.maintain import run_maintain
 from smb_fanout.migrations import VERSION_PROPERTY, SchemaAheadError, stored_version
 from smb_fanout.tables import DuplicateKeyError, Tables, append, merge
 
@@ -147,3 +148,39 @@ def test_two_writers_retry_conflicts(spark: SparkSession, config: Config, caplog
     assert [row["windows_version"] for row in merged] == [3]
     assert appended == 4
     assert any("write conflict on MERGE into" in message for message in caplog.messages)
+
+
+def test_maintain_bounds_files_after_many_writes(spark: SparkSession, config: Config) -> None:
+    # 36 MERGEs, as 36 hourly stats runs write to this table, leave one or more files each.
+    ref = Tables(config).smb_contacts_hourly
+    for hour in range(36):
+        moment = T0 + timedelta(hours=hour)
+        rows = spark.range(3).select(
+            F.concat(F.lit("w"), F.col("id").cast("string")).alias("host_id"),
+            F.lit(None).alias("host_name"),
+            F.lit("ip:10.0.0.100").alias("destination_id"),
+            F.lit("10.0.0.100").alias("destination_ip"),
+            F.lit(True).alias("destination_resolved"),
+            F.lit(moment).alias("hour"),
+            F.lit(moment.date()).alias("day"),
+            F.lit(1).alias("attempts"),
+            F.lit(0).alias("failures"),
+            F.lit(moment).alias("first_time"),
+            F.lit(moment).alias("last_time"),
+            F.lit(None).alias("actor_processes"),
+            F.lit(None).alias("causality_processes"),
+            F.lit(None).alias("command_lines"),
+            F.lit(None).alias("previous_seen"),
+            F.lit(hour == 0).alias("is_new"),
+        )
+        merge(rows, ref)
+
+    before = sorted(tuple(row) for row in ref.read(spark).collect())
+    operations = config.operations.model_copy(update={"vacuum_retention_hours": 0})
+    [result] = run_maintain(spark, config.model_copy(update={"operations": operations}), tables=["smb_contacts_hourly"])
+    assert result.files_before >= 36
+    assert result.files_after <= 2
+    assert ref.path is not None
+    assert len(list(ref.path.glob("*.parquet"))) == result.files_after
+    assert sorted(tuple(row) for row in ref.read(spark).collect()) == before
+    assert len(before) == 108

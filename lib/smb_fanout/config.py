@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -126,6 +126,9 @@ class OperationsConfig(_Frozen):
     degrade_on_empty_input: bool = True
     # VACUUM keeps files that older table versions need for this many hours.
     vacuum_retention_hours: int = Field(168, ge=0)
+    # `lite` deletes the files the Delta log removed; `full` also lists the
+    # table's folder for files no commit refers to, such as those of a killed writer.
+    vacuum_mode: Literal["lite", "full"] = "lite"
 
 
 class SparkConfig(_Frozen):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from smb_fanout import checkpoints
 from smb_fanout.config import Config
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def register_fit(config: Config, run_id: str, min_new_destinations: int) -> Mode
         model_class = _threshold_model_class()
         info = _log_model(mlflow, model_class(min_new_destinations), config.mlflow.model_name)
     version = str(info.registered_model_version)
+    checkpoints.reached("fit.version_registered")
     client = MlflowClient()
     client.set_registered_model_alias(config.mlflow.model_name, config.mlflow.alias, version)
     logger.info("registered %s version %s as @%s", config.mlflow.model_name, version, config.mlflow.alias)

@@ -157,13 +157,31 @@ def maintain(
     vacuum: Annotated[
         bool, typer.Option(help="Also VACUUM files older than operations.vacuum_retention_hours.")
     ] = True,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Run a full VACUUM that lists each table's folder (sets operations.vacuum_mode=full); "
+            "run it weekly to delete files left by killed writers.",
+        ),
+    ] = False,
+    table: Annotated[
+        list[str] | None,
+        typer.Option(help="Maintain only this table, for example smb_alerts; repeat for several. Default: all."),
+    ] = None,
 ) -> None:
     """Compact and cluster every table (OPTIMIZE), then VACUUM; run it apart from the hourly jobs."""
     from smb_fanout.maintain import run_maintain
+    from smb_fanout.tables import TABLE_SCHEMAS
 
+    unknown = sorted(set(table or []) - set(TABLE_SCHEMAS))
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(unknown)}: use one of {', '.join(TABLE_SCHEMAS)}", param_hint="--table")
     options: Options = ctx.obj
     config = options.config()
-    results = run_maintain(spark_session(config), config, vacuum)
+    if full:
+        config = config.model_copy(update={"operations": config.operations.model_copy(update={"vacuum_mode": "full"})})
+    results = run_maintain(spark_session(config), config, vacuum, table or None)
     finish(
         options,
         {"tables": render.to_jsonable(results)},

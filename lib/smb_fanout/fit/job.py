@@ -136,6 +136,7 @@ def _track(
             mlflow.log_artifact(str(figure), artifact_path="plots")
         rows = fitted.withColumn("model_run_id", F.lit(run_id)).withColumn("fitted_at", F.current_timestamp())
         merge(rows, Tables(config).smb_thresholds)
+        checkpoints.reached("fit.thresholds_merged")
         hourly = (
             Tables(config)
             .smb_contacts_hourly.read(spark)
@@ -145,7 +146,7 @@ def _track(
             process_rarity(hourly).withColumn("model_run_id", F.lit(run_id)),
             Tables(config).smb_process_rarity,
         )
-        checkpoints.reached("fit.thresholds_merged")
+        checkpoints.reached("fit.rarity_merged")
         # The alias moves last, after the thresholds are written, so a score
         # that resolves the champion always finds its thresholds.
         model = registry.register_fit(config, run_id, detector.min_new_destinations)

@@ -145,6 +145,7 @@ def run_ingest(spark: SparkSession, config: Config, paths: list[str], input_form
                 # A file named twice in one run gives identical rows for a line; one is kept.
                 unique = quarantine.dropDuplicates(["source_file", "source_row"])
                 merge(unique, tables.quarantined_events, insert_only=True)
+            checkpoints.reached("ingest.quarantine_merged")
         finally:
             classified.unpersist()
         _record_run(spark, config, result)
