@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from smb_fanout import render
-from smb_fanout.cli.app import Options, app, check_format, finish, parse_time, spark_session
+from smb_fanout.cli.app import EXIT_FAILED, Options, app, check_format, finish, parse_time, spark_session
 
 
 @app.command()
@@ -18,7 +18,8 @@ def ingest(
         str | None,
         typer.Option(
             "--format",
-            help="canonical, sysmon, windows_security or auto (default: ingest.default_format).",
+            help="canonical, sysmon, windows_security, zeek, cortex_xdr, ocsf or auto "
+            "(default: ingest.default_format). See docs/inputs.md.",
         ),
     ] = None,
 ) -> None:
@@ -42,6 +43,10 @@ def ingest(
         f"{result.rows_quarantined} quarantined {dict(sorted(result.quarantine_reasons.items()))}, "
         f"{result.duplicates_removed} duplicates removed",
     )
+    for item in result.unreadable_files:
+        render.error_console.print(f"[red]error:[/red] skipped unreadable input {item.message()}")
+    if result.unreadable_files:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()

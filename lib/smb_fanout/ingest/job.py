@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -114,8 +115,19 @@ def classify_rows(parsed: DataFrame, existing_events: DataFrame) -> DataFrame:
     return ranked.unionByName(quarantined)
 
 
-def run_ingest(spark: SparkSession, config: Config, paths: list[str], input_format: str | None = None) -> IngestResult:
-    """Ingest `paths` into `network_events`; unusable rows go to `quarantined_events`."""
+def run_ingest(
+    spark: SparkSession,
+    config: Config,
+    paths: list[str],
+    input_format: str | None = None,
+    transform: Callable[[DataFrame], DataFrame] | None = None,
+) -> IngestResult:
+    """Ingest `paths` into `network_events`; unusable rows go to `quarantined_events`.
+
+    `transform`, when given, changes the parsed rows before duplicates are
+    found (the replay uses it to move captures in time); it must keep the
+    columns and the number of rows.
+    """
     tables = Tables(config)
     run_id = str(uuid.uuid4())
     fmt = input_format or config.ingest.default_format
@@ -126,7 +138,10 @@ def run_ingest(spark: SparkSession, config: Config, paths: list[str], input_form
         raise InputFileError(
             "no readable input: " + "; ".join(item.message() for item in unreadable) if unreadable else "no input files"
         )
-    classified = classify_rows(parse_files(spark, files, fmt), tables.network_events.read(spark))
+    parsed = parse_files(spark, files, fmt)
+    if transform is not None:
+        parsed = transform(parsed)
+    classified = classify_rows(parsed, tables.network_events.read(spark))
     classified = classified.withColumn("ingested_at", F.current_timestamp()).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         # Counting first materializes the cache, so the statuses are decided

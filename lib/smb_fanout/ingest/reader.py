@@ -154,11 +154,11 @@ def read_text_lines(spark: SparkSession, files: list[str]) -> DataFrame:
     """Read text files into `source_file`, `source_row` (1-based line number) and `raw`.
 
     Blank lines are skipped but still counted in the line numbers. Gzip files
-    are decompressed by Spark. A UTF-8 byte order mark at the start of a line
+    are decompressed by Spark. A UTF-8 byte order mark at the start of a file
     is removed.
     """
     lines = spark.read.text(files).select(
-        F.regexp_replace(F.col("value"), "^\ufeff", "").alias("raw"),
+        F.col("value").alias("raw"),
         F.col("_metadata.file_path").alias("source_file"),
         F.col("_metadata.file_block_start").alias("_block"),
         F.monotonically_increasing_id().alias("_position"),
@@ -168,8 +168,13 @@ def read_text_lines(spark: SparkSession, files: list[str]) -> DataFrame:
     # NOTE: the window puts each file in one task; very large single files
     # should be split upstream.
     in_file = Window.partitionBy("source_file").orderBy("_block", "_position")
+    source_row = F.row_number().over(in_file).cast("long")
+    without_bom = F.when(F.col("source_row") == 1, F.regexp_replace(F.col("raw"), "^\ufeff", "")).otherwise(
+        F.col("raw")
+    )
     return (
-        lines.withColumn("source_row", F.row_number().over(in_file).cast("long"))
+        lines.withColumn("source_row", source_row)
+        .withColumn("raw", without_bom)
         .where(F.trim(F.col("raw")) != "")
         .drop("_block", "_position")
     )
