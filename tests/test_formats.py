@@ -103,9 +103,12 @@ def ingested(
 ) -> tuple[IngestResult, dict[str, list[Any]]]:
     """One ingest run over every output format; rows grouped by the file's format."""
     folder = tmp_path_factory.mktemp("formats")
-    for output_format in OUTPUT_FORMATS:
+    # Each file gets its own record numbers, because the Sysmon encodings of one
+    # record (or XDR's CSV and JSON) are duplicates of each other.
+    for index, output_format in enumerate(OUTPUT_FORMATS):
         path = folder / f"sample-{output_format}{FILE_SUFFIXES.get(output_format, '.jsonl')}"
-        path.write_text("\n".join(format_lines(EVENTS, output_format)) + "\n", encoding="utf-8")
+        lines = format_lines(EVENTS, output_format, first_record=100 * index + 1)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     config = load_config("local", [f"storage.local_root={folder / 'out'}"])
     result = run_ingest(spark, config, [str(folder)], "auto")
     rows: dict[str, list[Any]] = {name: [] for name in OUTPUT_FORMATS}

@@ -1,6 +1,6 @@
 """Real public logs: each dataset ingests completely and matches the counts published with it.
 
-WRCCDC runs everywhere from the copy in `tests/fixtures/wrccdc-2018`; the
+WRCCDC runs everywhere from the copy in `tests/fixtures/wrccdc-2018`. The
 other datasets are read in place from the shared real-data folder, and their
 tests skip when it is absent.
 """

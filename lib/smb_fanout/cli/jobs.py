@@ -41,7 +41,12 @@ def ingest(
         },
         f"ingest: {result.rows_read} rows read from {len(result.files)} files: {result.rows_written} written, "
         f"{result.rows_quarantined} quarantined {dict(sorted(result.quarantine_reasons.items()))}, "
-        f"{result.duplicates_removed} duplicates removed",
+        f"{result.duplicates_removed} duplicates removed"
+        + "".join(
+            f"\n  {counts.source_file} ({counts.source_format}): {counts.rows_read} read, {counts.rows_written} "
+            f"written, {counts.rows_quarantined} quarantined, {counts.duplicates_removed} duplicates"
+            for counts in result.files
+        ),
     )
     for item in result.unreadable_files:
         render.error_console.print(f"[red]error:[/red] skipped unreadable input {item.message()}")

@@ -212,7 +212,7 @@ def _zeek_conn_values(event: Event, record: int) -> dict[str, Any]:
     }
 
 
-def zeek_conn_tsv_lines(events: Iterable[Event]) -> list[str]:
+def zeek_conn_tsv_lines(events: Iterable[Event], first_record: int = 1) -> list[str]:
     """A complete Zeek `conn.log` in TSV, header lines included."""
     lines = [
         "#separator \\x09",
@@ -223,7 +223,7 @@ def zeek_conn_tsv_lines(events: Iterable[Event]) -> list[str]:
         "#fields\t" + "\t".join(ZEEK_CONN_FIELDS),
         "#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tstring",
     ]
-    for record, event in enumerate(events, start=1):
+    for record, event in enumerate(events, start=first_record):
         values = _zeek_conn_values(event, record)
         values["ts"] = f"{values['ts']:.6f}"
         lines.append("\t".join(str(values[name]) for name in ZEEK_CONN_FIELDS))
@@ -267,12 +267,12 @@ def xdr_jsonl(event: Event, record: int) -> str:
     return json.dumps(_xdr_values(event, record))
 
 
-def xdr_csv_lines(events: Iterable[Event]) -> list[str]:
+def xdr_csv_lines(events: Iterable[Event], first_record: int = 1) -> list[str]:
     """A Cortex XDR `xdr_data` export as CSV with a header line."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=XDR_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for record, event in enumerate(events, start=1):
+    for record, event in enumerate(events, start=first_record):
         writer.writerow({name: "" if value is None else value for name, value in _xdr_values(event, record).items()})
     return buffer.getvalue().splitlines()
 
@@ -321,7 +321,7 @@ LINE_WRITERS: dict[str, Callable[[Event, int], str]] = {
     "cortex_xdr_jsonl": xdr_jsonl,
     "ocsf": ocsf,
 }
-FILE_WRITERS: dict[str, Callable[[Iterable[Event]], list[str]]] = {
+FILE_WRITERS: dict[str, Callable[[Iterable[Event], int], list[str]]] = {
     "zeek_conn_tsv": zeek_conn_tsv_lines,
     "cortex_xdr_csv": xdr_csv_lines,
 }
@@ -329,15 +329,19 @@ FILE_SUFFIXES = {"zeek_conn_tsv": ".log", "cortex_xdr_csv": ".csv"}
 OUTPUT_FORMATS = ("canonical", *LINE_WRITERS, *FILE_WRITERS)
 
 
-def format_lines(events: list[Event], output_format: str) -> list[str]:
-    """Lines of a file in `output_format` holding `events` (canonical dicts); record numbers start at 1."""
+def format_lines(events: list[Event], output_format: str, first_record: int = 1) -> list[str]:
+    """Lines of a file in `output_format` holding `events` (canonical dicts).
+
+    Record numbers (Windows record ids, XDR and OCSF event ids) start at
+    `first_record`; two files with the same numbers hold the same records.
+    """
     if output_format == "canonical":
         return [json.dumps(event) for event in events]
     if output_format in FILE_WRITERS:
-        return FILE_WRITERS[output_format](events)
+        return FILE_WRITERS[output_format](events, first_record)
     if output_format in LINE_WRITERS:
         writer = LINE_WRITERS[output_format]
-        return [writer(event, record) for record, event in enumerate(events, start=1)]
+        return [writer(event, record) for record, event in enumerate(events, start=first_record)]
     raise ValueError(f"unknown output format {output_format!r}: use one of {', '.join(OUTPUT_FORMATS)}")
 
 

@@ -96,7 +96,7 @@ def classify_rows(parsed: DataFrame, existing_events: DataFrame) -> DataFrame:
     """Add `status`: quarantined (has a reason), duplicate (event id seen before or earlier in this batch) or written.
 
     The first row of an event id in (source priority, file, row) order is
-    kept, so reruns keep the same row; a Zeek `conn.log` row has priority
+    kept, so reruns keep the same row. A Zeek `conn.log` row has priority
     over the SMB-layer rows of the same connection.
     """
     first_of_id = Window.partitionBy("event_id").orderBy("source_priority", "source_file", "source_row")
@@ -125,7 +125,7 @@ def run_ingest(
     """Ingest `paths` into `network_events`; unusable rows go to `quarantined_events`.
 
     `transform`, when given, changes the parsed rows before duplicates are
-    found (the replay uses it to move captures in time); it must keep the
+    found. The replay uses it to move captures in time. It must keep the
     columns and the number of rows.
     """
     tables = Tables(config)
@@ -191,8 +191,8 @@ def _count(classified: DataFrame, run_id: str) -> IngestResult:
         .orderBy("source_file")
         .collect()
     )
-    # One row per file and reason code; the detail after `:` (an event id,
-    # a log name) is kept, so the number of rows is bounded by the formats.
+    # One row per file and reason code. The detail after `:` (an event id or
+    # a log name) is kept, because the formats bound the number of codes.
     reasons = (
         classified.where(F.col("status") == QUARANTINED)
         .groupBy("source_file", "reason")

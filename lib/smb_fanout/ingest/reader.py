@@ -212,9 +212,10 @@ def annotate_files(lines: DataFrame) -> DataFrame:
         F.min_by(F.col("raw"), F.when(is_path, F.col("source_row"))).alias("_path_line"),
     )
     first = F.trim(F.col("_first_line"))
-    looks_csv = ~first.startswith("{") & F.lit(False)
+    has_marker = F.lit(False)
     for marker in CSV_HEADER_MARKERS:
-        looks_csv = looks_csv | first.rlike(rf'(^|,)"?{marker}"?(,|$)')
+        has_marker = has_marker | first.rlike(rf'(^|,)"?{marker}"?(,|$)')
+    looks_csv = ~first.startswith("{") & has_marker
     kind = (
         F.when(first.startswith("#separator") | F.col("_fields_line").isNotNull(), F.lit(ZEEK_TSV))
         .when(looks_csv, F.lit(CSV))

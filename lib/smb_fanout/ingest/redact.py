@@ -18,7 +18,10 @@ _SECRET = r"(\"[^\"]*\"|'[^']*'|[^\s\"]+)"
 
 CREDENTIAL_PATTERNS: tuple[tuple[str, str], ...] = (
     # net use [Z:] \\host\share /user:NAME SECRET
-    (rf"(?i)(\bnet(?:\.exe)?\s+use\b[^\r\n\"]*?/u(?:ser)?:[^\s\"]+\s+)(?![/\"])(?!\*\s){_SECRET}", rf"$1{REDACTED}"),
+    (
+        rf"(?i)(\bnet(?:\.exe)?\s+use\b[^\r\n\"]*?/u(?:ser)?:[^\s\"]+\s+)(?![/\"])(?!\*(?:\s|$)){_SECRET}",
+        rf"$1{REDACTED}",
+    ),
     # net use [Z:] \\host\share SECRET /user:NAME
     (rf"(?i)(\bnet(?:\.exe)?\s+use\s+(?:[a-z]:\s+|\*\s+)?\\\\[^\s\"]+\s+)(?![/\"*]){_SECRET}", rf"$1{REDACTED}"),
     # net user NAME SECRET [/add]
