@@ -126,12 +126,18 @@ def detected_format() -> Column:
 
 
 def adapt(df: DataFrame, input_format: str) -> DataFrame:
-    """Run the adapter of `input_format` on parsed rows, or route each row when it is `auto`."""
+    """Run the adapter of `input_format` on parsed rows, or route each row when it is `auto`.
+
+    For `auto`, one small job first finds which adapters the input needs (at
+    most five rows reach the driver). Only those are unioned, because Spark
+    copies the normalisation that follows into every branch of a union, and
+    the size of the plan, not the data, then dominates a small ingest.
+    """
     if input_format != "auto":
         return TEXT_ADAPTERS[input_format](df)
     routed = df.withColumn("_adapter", detected_format())
-    names = ("canonical", "windows", "zeek", "cortex_xdr", "ocsf")
-    frames = [TEXT_ADAPTERS[name](routed.where(F.col("_adapter") == name)) for name in names]
+    present = sorted(row["_adapter"] for row in routed.select("_adapter").distinct().collect())
+    frames = [TEXT_ADAPTERS[name](routed.where(F.col("_adapter") == name)) for name in present or ["canonical"]]
     result = frames[0]
     for frame in frames[1:]:
         result = result.unionByName(frame)
