@@ -78,6 +78,8 @@ TIME_CASES = [
     ("1793614500.25", 1793614500250000),
     ("1793614500250", 1793614500250000),
     ("1793614500", 1793614500000000),
+    # What Spark's JSON reader makes of the number 1793614500.25.
+    ("1.79361450025E9", 1793614500250000),
     ("2026-11-02T23:59:59.999Z", 1793663999999000),
 ]
 
@@ -186,7 +188,7 @@ def test_windows_boundaries(spark: SparkSession, config: Config, tmp_path: Path)
 def test_unreadable_files_named_and_others_load(spark: SparkSession, config: Config, tmp_path: Path) -> None:
     good = _write(tmp_path / "good.jsonl", [_sysmon(1)])
     latin = tmp_path / "latin.jsonl"
-    latin.write_bytes(_sysmon(2, User="CORP\\jos\xe9").encode("latin-1") + b"\n")
+    latin.write_bytes(b'{"EventID": 3, "User": "CORP\\\\jos\xe9"}\n')
     wide = tmp_path / "wide.jsonl"
     wide.write_bytes(_sysmon(3).encode("utf-16"))
     truncated = tmp_path / "cut.jsonl.gz"
@@ -209,7 +211,7 @@ def test_unreadable_files_named_and_others_load(spark: SparkSession, config: Con
 def test_only_unreadable_input_raises(spark: SparkSession, config: Config, tmp_path: Path) -> None:
     latin = tmp_path / "latin.jsonl"
     latin.write_bytes(b'{"a": "\xe9"}\n')
-    with pytest.raises(InputFileError, match=r"latin\.jsonl: not UTF-8 at byte 8"):
+    with pytest.raises(InputFileError, match=r"latin\.jsonl: not UTF-8 at byte 7"):
         run_ingest(spark, config, [str(latin)], "auto")
 
 

@@ -19,13 +19,15 @@ _MICROS_PER_DAY = 86_400_000_000
 
 
 def parse_event_time(text: Column) -> Column:
-    """Parse ISO-8601 (with or without offset; no offset means UTC) or epoch seconds/milliseconds.
+    """Parse ISO-8601 (with or without offset; no offset means UTC) or epoch seconds or milliseconds.
 
     A text without a zone gets `Z` appended before the cast, because Spark
     would read it in the session time zone.
     """
     trimmed = F.trim(text)
-    numeric = F.when(trimmed.rlike(r"^\d+(\.\d+)?$"), trimmed.try_cast("double"))
+    # Spark's JSON reader turns a float such as Zeek's `"ts": 1588205198.89971`
+    # into the text `1.58820519889971E9`, so exponents are accepted.
+    numeric = F.when(trimmed.rlike(r"^\d+(\.\d+)?([eE][+]?\d+)?$"), trimmed.try_cast("double"))
     from_epoch = F.when(numeric >= _EPOCH_MILLIS_FLOOR, F.timestamp_millis(numeric.cast("long"))).otherwise(
         F.timestamp_seconds(numeric)
     )
