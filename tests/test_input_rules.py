@@ -192,7 +192,7 @@ def test_unreadable_files_named_and_others_load(spark: SparkSession, config: Con
     wide = tmp_path / "wide.jsonl"
     wide.write_bytes(_sysmon(3).encode("utf-16"))
     truncated = tmp_path / "cut.jsonl.gz"
-    truncated.write_bytes(gzip.compress((_sysmon(4) + "\n") * 50)[:-20])
+    truncated.write_bytes(gzip.compress(((_sysmon(4) + "\n") * 50).encode())[:-20])
     bom = tmp_path / "bom.jsonl"
     bom.write_bytes(b"\xef\xbb\xbf" + _sysmon(5).encode("utf-8") + b"\n")
 
