@@ -50,7 +50,9 @@ INGEST_RUNS = """
     rows_written BIGINT NOT NULL,
     rows_quarantined BIGINT NOT NULL,
     duplicates_removed BIGINT NOT NULL,
-    started_at TIMESTAMP NOT NULL
+    started_at TIMESTAMP NOT NULL,
+    quarantine_reasons MAP<STRING, BIGINT>,
+    error STRING
 """
 
 # Addresses each agent reported as its own, per day: the basis of destination identity.
