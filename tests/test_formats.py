@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from smb_fanout.config import load_config
-from smb_fanout.generator.formats import FILE_SUFFIXES, OUTPUT_FORMATS, format_lines
+from smb_fanout.generator.formats import FILE_SUFFIXES, OUTPUT_FORMATS, _expanded, format_lines
 from smb_fanout.ingest.job import IngestResult, run_ingest
 from smb_fanout.tables import Tables
 
@@ -183,3 +183,15 @@ def test_zeek_both_ends_counted_once(ingested: tuple[IngestResult, dict[str, lis
     assert len(zeek_rows) == 3
     zeek_files = [counts for counts in result.files if "zeek" in counts.source_file]
     assert sum(counts.duplicates_removed for counts in zeek_files) == 3 * 4 - 3
+
+
+@pytest.mark.parametrize(
+    ("address", "written"),
+    [
+        ("fe80::1%3", "fe80:0:0:0:0:0:0:1%3"),
+        ("fd00::a", "fd00:0:0:0:0:0:0:a"),
+        ("10.0.0.9", "10.0.0.9"),
+    ],
+)
+def test_expanded_ipv6_keeps_zone_id(address: str, written: str) -> None:
+    assert _expanded(address) == written

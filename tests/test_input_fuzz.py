@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -206,8 +207,8 @@ _EVENTS = st.fixed_dictionaries(
 def test_property_valid_rows_written(
     spark: SparkSession, tmp_path: Path, events: list[dict[str, Any]], junk: list[str]
 ) -> None:
-    folder = tmp_path / f"example-{random.getrandbits(32)}"
-    folder.mkdir()
+    # Hypothesis seeds `random` per example, so the folder name comes from tempfile.
+    folder = Path(tempfile.mkdtemp(prefix="example-", dir=tmp_path))
     files: dict[Path, str] = {}
     for output_format, input_format in ADAPTER_SAMPLES.items():
         path = folder / f"valid-{output_format}{FILE_SUFFIXES.get(output_format, '.jsonl')}"

@@ -100,6 +100,16 @@ def test_event_time_independent_of_session_zone(spark: SparkSession, zone: str) 
         assert str(row["day"]) == "2026-11-02", row["text"]
 
 
+def test_event_time_overflowing_number_is_null(spark: SparkSession) -> None:
+    # 1.0E308 once failed the whole ingest with CAST_OVERFLOW instead of quarantining the row.
+    frame = spark.createDataFrame([("1.0E308",), ("99999999999999999999",), ("1793614500",)], "text string")
+    rows = frame.select("text", F.unix_micros(parse_event_time(F.col("text"))).alias("micros")).collect()
+    parsed = {row["text"]: row["micros"] for row in rows}
+    assert parsed["1.0E308"] is None
+    assert parsed["99999999999999999999"] is None
+    assert parsed["1793614500"] == 1793614500000000
+
+
 def _write(path: Path, lines: list[str]) -> str:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)

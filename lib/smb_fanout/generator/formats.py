@@ -73,10 +73,13 @@ def _millis(moment: datetime) -> int:
 
 def _expanded(ip: str) -> str:
     """Write IPv6 as Sysmon does, every group without leading zeros and no `::`."""
-    address = ip_address(ip)
-    if isinstance(address, IPv6Address):
-        return ":".join(f"{int(group, 16):x}" for group in address.exploded.split(":"))
-    return ip
+    # The zone id is split off first: `exploded` raises on "fe80::1%3" in Python 3.11.
+    text, _, zone = ip.partition("%")
+    address = ip_address(text)
+    if not isinstance(address, IPv6Address):
+        return ip
+    expanded = ":".join(f"{int(group, 16):x}" for group in address.exploded.split(":"))
+    return f"{expanded}%{zone}" if zone else expanded
 
 
 def _initiator(event: Event) -> tuple[str, int, str, int]:

@@ -16,6 +16,8 @@ _EPOCH_MILLIS_FLOOR = 100_000_000_000  # 1973-03-03 in milliseconds; larger numb
 # An ISO-8601 text that ends in `Z`, `UTC` or a numeric offset carries its own zone.
 _ZONE_SUFFIX = r"(?i)(z|utc|gmt|[+-]\d{2}(:?\d{2})?)$"
 _MICROS_PER_DAY = 86_400_000_000
+# Epoch milliseconds of the year 5138: far beyond any real event time.
+_EPOCH_MILLIS_LIMIT = 1e14
 
 
 def parse_event_time(text: Column) -> Column:
@@ -27,8 +29,10 @@ def parse_event_time(text: Column) -> Column:
     trimmed = F.trim(text)
     # Spark's JSON reader turns a float such as Zeek's `"ts": 1588205198.89971`
     # into the text `1.58820519889971E9`, so exponents are accepted.
-    numeric = F.when(trimmed.rlike(r"^\d+(\.\d+)?([eE][+]?\d+)?$"), trimmed.try_cast("double"))
-    from_epoch = F.when(numeric >= _EPOCH_MILLIS_FLOOR, F.timestamp_millis(numeric.cast("long"))).otherwise(
+    number = trimmed.try_cast("double")
+    # Larger numbers would overflow the timestamp cast; they stay null and the row is quarantined.
+    numeric = F.when(trimmed.rlike(r"^\d+(\.\d+)?([eE][+]?\d+)?$") & (number < _EPOCH_MILLIS_LIMIT), number)
+    from_epoch = F.when(numeric >= _EPOCH_MILLIS_FLOOR, F.timestamp_millis(numeric.try_cast("long"))).otherwise(
         F.timestamp_seconds(numeric)
     )
     zoned = F.when(trimmed.rlike(_ZONE_SUFFIX), trimmed).otherwise(F.concat(trimmed, F.lit("Z")))
