@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import DataFrame, Row, SparkSession
@@ -277,3 +278,52 @@ def test_property_valid_rows_written(
             assert row["read"] == len(events), name
     if junk:
         assert counts["junk.jsonl"]["read"] == len(junk)
+
+
+# An event from a falsifying example of the property test. The generator split
+# its CSV row at the form feed (`\x0c`) in the command line, so both halves of
+# the row were quarantined as `field_count_mismatch`.
+FORM_FEED_EVENT: dict[str, Any] = {
+    "event_id": "f4e14107-d4cb-7d79-e1b3-a70537c5a822",
+    "event_time": "2069-07-04T14:06:13.020257Z",
+    "host_id": "t",
+    "host_name": "VRDYO1N001H0XK6",
+    "local_ip": "8cca:88c4:cc68:776d:bdaa:d91f:458f:f8fd",
+    "local_port": 17741,
+    "remote_ip": "76.207.124.12",
+    "remote_port": 334,
+    "direction": "inbound",
+    "protocol": "tcp",
+    "outcome": "success",
+    "actor_process_name": "svc.exe",
+    "actor_process_path": None,
+    "actor_process_pid": 52872,
+    "actor_process_command_line": "\u00c3\x88\x0f/\x0c\U000e887f",
+    "actor_process_sha256": None,
+    "causality_process_name": "\x06\x01\U000436a7\U00030b32v\U00016a00\u00f2",
+    "causality_process_path": None,
+    "user_name": "CORP\\alice",
+}
+
+
+@pytest.mark.parametrize("separator", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_xdr_csv_row_one_line(separator: str) -> None:
+    event = FORM_FEED_EVENT | {"actor_process_command_line": f"net{separator}use"}
+
+    lines = format_lines([event], "cortex_xdr_csv")
+
+    assert len(lines) == 2
+    assert f"net{separator}use" in lines[1]
+
+
+def test_xdr_csv_form_feed_row_written(spark: SparkSession, tmp_path: Path) -> None:
+    path = tmp_path / "xdr.csv"
+    path.write_text("\n".join(format_lines([FORM_FEED_EVENT], "cortex_xdr_csv")) + "\n", encoding="utf-8")
+
+    rows = _classified_rows(spark, path, "cortex_xdr")
+
+    assert sorted(rows) == [2]
+    assert rows[2]["reason"] is None
+    assert rows[2]["status"] == "written"
+    assert rows[2]["actor_process_command_line"] == FORM_FEED_EVENT["actor_process_command_line"]
+    assert rows[2]["causality_process_name"] == FORM_FEED_EVENT["causality_process_name"]

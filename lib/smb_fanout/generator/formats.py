@@ -277,7 +277,9 @@ def xdr_csv_lines(events: Iterable[Event], first_record: int = 1) -> list[str]:
     writer.writeheader()
     for record, event in enumerate(events, start=first_record):
         writer.writerow({name: "" if value is None else value for name, value in _xdr_values(event, record).items()})
-    return buffer.getvalue().splitlines()
+    # `str.splitlines` would also split at `\x0c`, `\x85`, `\u2028` and other
+    # characters that Spark's text reader keeps inside a line.
+    return buffer.getvalue().removesuffix("\n").split("\n")
 
 
 def ocsf(event: Event, record: int) -> str:
