@@ -42,17 +42,13 @@ $(JARS_STAMP): jvm/pom.xml
 
 jars: $(JARS_STAMP)
 
-REAL_DATA := ../shared/data/real
-USERHUNTER := $(REAL_DATA)/evtx-attack-samples-smb/events/Discovery__discovery_sysmon_3_Invoke_UserHunter_SourceMachine.evtx.jsonl
+# A real red-team trace shipped in the repository (CC BY-SA 4.0, see its SOURCE.md).
+WRCCDC_TRACE := tests/fixtures/wrccdc-2018
 
 run: setup
 	$(BIN)/smb-fanout demo
-	@if [ -f "$(USERHUNTER)" ]; then \
-		echo "Replaying the real Invoke-UserHunter trace over generated history"; \
-		$(BIN)/smb-fanout --set storage.local_root=.smb-fanout/replay-run replay --trace "$(USERHUNTER)" --format sysmon; \
-	else \
-		echo "$(REAL_DATA) not found: skipping the real-trace replay"; \
-	fi
+	@echo "Replaying the real WRCCDC 2018 Zeek SMB trace over generated history"
+	$(BIN)/smb-fanout --set storage.local_root=.smb-fanout/replay-run replay --trace "$(WRCCDC_TRACE)" --format zeek
 	$(BIN)/smb-fanout report
 
 lint: setup

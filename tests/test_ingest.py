@@ -189,9 +189,14 @@ def test_mordor_sysmon_and_wfp(spark: SparkSession, config: Config) -> None:
 def test_mordor_other_events_quarantined(spark: SparkSession, config: Config) -> None:
     path = FIXTURES / "mordor" / "covenant_copy_smb_CreateRequest_2020-09-22145302.jsonl"
     result = run_ingest(spark, config, [str(path)], "auto")
+    shares = Tables(config).network_events.read(spark).where(F.col("source_format") == "windows_share_access")
     assert result.rows_read == 38
-    assert result.rows_written == 31
-    assert result.quarantine_reasons == {"unsupported_event_id": 7}
+    # 28 Security 5156, 3 Sysmon 3 and 5 share-access events (5140, 5145); two logons (4624) are not network events.
+    assert result.rows_written == 36
+    assert result.quarantine_reasons == {"unsupported_event_id": 2}
+    assert {(row["host_id"], row["remote_ip"], row["direction"]) for row in shares.collect()} == {
+        ("workstation6.theshire.local", "172.18.39.5", "inbound")
+    }
 
 
 def test_evtx_userhunter_trace(spark: SparkSession, config: Config) -> None:

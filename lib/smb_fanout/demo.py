@@ -7,16 +7,17 @@ import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from smb_fanout.config import Config
 from smb_fanout.generator import ExtraHost, FleetSpec, generate_fleet
 from smb_fanout.ingest.job import parse_files
+from smb_fanout.ingest.normalize import utc_date
 from smb_fanout.ingest.reader import expand_paths
 from smb_fanout.pipeline import NoUsableEventsError, PipelineResult, alerts_frame, run_pipeline
 
@@ -189,6 +190,33 @@ def run_replay(
     )
     alerts = collect_alerts(spark, config)
     return DemoResult(result, alerts, None, data_dir, config.local_root / "tables", _mlflow_uri(config))
+
+
+def shift_files_to_days(first_day: date) -> Callable[[DataFrame], DataFrame]:
+    """Move each input file to its own UTC day: the earliest file to `first_day`, the next to the day after.
+
+    Files are ordered by their first event; each keeps its time of day, so
+    short captures recorded months apart replay as consecutive days of one
+    fleet. The per-file window sees one row per file.
+    """
+
+    def shift(parsed: DataFrame) -> DataFrame:
+        timed = parsed.where(F.col("event_time").isNotNull())
+        starts = timed.groupBy("source_file").agg(F.min("event_time").alias("_file_start"))
+        order = Window.orderBy("_file_start", "source_file")
+        offsets = starts.withColumn("_day_index", F.row_number().over(order) - 1).withColumn(
+            "_shift_days",
+            F.date_diff(F.date_add(F.lit(first_day), F.col("_day_index")), utc_date(F.col("_file_start"))),
+        )
+        shifted = parsed.join(F.broadcast(offsets.select("source_file", "_shift_days")), "source_file", "left")
+        new_time = F.col("event_time") + F.make_dt_interval(F.coalesce(F.col("_shift_days"), F.lit(0)))
+        return (
+            shifted.withColumn("event_time", new_time)
+            .withColumn("event_date", utc_date(F.col("event_time")))
+            .drop("_shift_days")
+        )
+
+    return shift
 
 
 def _extra_hosts(hosts: list[dict[str, Any]]) -> list[ExtraHost]:

@@ -52,7 +52,9 @@ INGEST_RUNS = """
     rows_written BIGINT NOT NULL,
     rows_quarantined BIGINT NOT NULL,
     duplicates_removed BIGINT NOT NULL,
-    started_at TIMESTAMP NOT NULL
+    started_at TIMESTAMP NOT NULL,
+    quarantine_reasons MAP<STRING, BIGINT>,
+    error STRING
 """
 
 # Addresses each agent reported as its own, per day: the basis of destination identity.
@@ -288,6 +290,7 @@ CHANGE_FEED = (("delta.enableChangeDataFeed", "true"),)
 # the current version, with migrated columns last.
 MIGRATIONS: dict[str, tuple[Migration, ...]] = {
     "network_events": (Migration(2, properties=CHANGE_FEED, cluster_by=("host_id", "event_time")),),
+    "ingest_runs": (Migration(2, "quarantine_reasons MAP<STRING, BIGINT>, error STRING"),),
     "smb_contacts_hourly": (Migration(2, cluster_by=("host_id", "hour")),),
     "smb_profile": (
         Migration(

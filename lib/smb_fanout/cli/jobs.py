@@ -8,6 +8,7 @@ import typer
 
 from smb_fanout import render
 from smb_fanout.cli.app import (
+    EXIT_FAILED,
     TIME_FORMAT,
     Options,
     app,
@@ -28,7 +29,8 @@ def ingest(
         str | None,
         typer.Option(
             "--format",
-            help="Input format: canonical, sysmon, windows_security, windows or auto (default: ingest.default_format).",
+            help="Input format: canonical, sysmon, windows_security, windows, zeek, cortex_xdr, ocsf or auto "
+            "(default: ingest.default_format). See docs/inputs.md.",
         ),
     ] = None,
 ) -> None:
@@ -50,8 +52,17 @@ def ingest(
         },
         f"ingest: {result.rows_read} rows read from {len(result.files)} files: {result.rows_written} written, "
         f"{result.rows_quarantined} quarantined {dict(sorted(result.quarantine_reasons.items()))}, "
-        f"{result.duplicates_removed} duplicates removed",
+        f"{result.duplicates_removed} duplicates removed"
+        + "".join(
+            f"\n  {counts.source_file} ({counts.source_format}): {counts.rows_read} read, {counts.rows_written} "
+            f"written, {counts.rows_quarantined} quarantined, {counts.duplicates_removed} duplicates"
+            for counts in result.files
+        ),
     )
+    for item in result.unreadable_files:
+        render.error_console.print(f"[red]error:[/red] skipped unreadable input {item.message()}")
+    if result.unreadable_files:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()

@@ -104,7 +104,11 @@ def run(
     ctx: typer.Context,
     input_paths: Annotated[list[str], typer.Option("--input", help="Input file, folder or glob. Repeatable.")],
     input_format: Annotated[
-        str, typer.Option("--format", help="Input format: canonical, sysmon, windows_security, windows or auto.")
+        str,
+        typer.Option(
+            "--format",
+            help="Input format: canonical, sysmon, windows_security, windows, zeek, cortex_xdr, ocsf or auto.",
+        ),
     ] = "auto",
     score_from: Annotated[
         str | None,
@@ -150,7 +154,10 @@ def replay(
     trace: Annotated[list[str], typer.Option(help="Real trace file or folder. Repeatable.")],
     input_format: Annotated[
         str,
-        typer.Option("--format", help="Format of the trace: sysmon, windows_security, canonical or auto."),
+        typer.Option(
+            "--format",
+            help="Format of the trace: canonical, sysmon, windows_security, zeek, cortex_xdr, ocsf or auto.",
+        ),
     ] = "auto",
     workstations: Annotated[int, typer.Option(help="Generated workstations besides the trace's hosts.")] = 20,
     days: Annotated[int, typer.Option(help="Days of generated history before the trace.")] = 35,

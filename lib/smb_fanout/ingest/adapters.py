@@ -1,8 +1,9 @@
-"""Adapters from raw input rows to canonical network event columns.
+"""Adapters from raw input rows to canonical network event columns, and format detection.
 
-Each adapter takes rows with `source_file`, `source_row` and `raw` and returns
-the canonical columns as strings (types are cast later in one place), plus a
-`reason` that is set when the adapter has already found the row unusable.
+Each adapter takes rows with `source_file`, `source_row`, `raw` and the
+row's fields in `_parsed`, and returns the canonical columns as strings
+(types are cast later in one place), `source_format`, and a `reason` that is
+set when the adapter has already found the row unusable.
 """
 
 from __future__ import annotations
@@ -12,175 +13,74 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-CANONICAL_FIELDS = (
-    "event_id",
-    "event_time",
-    "host_id",
-    "host_name",
-    "local_ip",
-    "local_port",
-    "remote_ip",
-    "remote_port",
-    "direction",
-    "protocol",
-    "outcome",
-    "actor_process_name",
-    "actor_process_path",
-    "actor_process_pid",
-    "actor_process_command_line",
-    "actor_process_sha256",
-    "causality_process_name",
-    "causality_process_path",
-    "user_name",
-)
+from smb_fanout.ingest.columns import CANONICAL_FIELDS, adapter_output, blank_to_null, field
+from smb_fanout.ingest.ocsf import ocsf_events
+from smb_fanout.ingest.reader import CSV, JSON_LINES, ZEEK_TSV
+from smb_fanout.ingest.windows import windows_events
+from smb_fanout.ingest.xdr import xdr_events
+from smb_fanout.ingest.zeek import zeek_events
 
-# Flat Windows event JSON: Sysmon (EVTX-converted or OTRF/NXLog) and Security.
-WINDOWS_FIELDS = (
-    "EventID",
-    "Channel",
-    "Computer",
-    "Hostname",
-    "EventRecordID",
-    "RecordNumber",
-    "UtcTime",
-    "TimeCreated",
-    "@timestamp",
-    "Image",
-    "ProcessId",
-    "ProcessID",
-    "User",
-    "Protocol",
-    "Initiated",
-    "SourceIp",
-    "SourcePort",
-    "DestinationIp",
-    "DestinationPort",
-    "Application",
-    "Direction",
-    "SourceAddress",
-    "DestAddress",
-    "DestPort",
-)
+__all__ = ["CANONICAL_FIELDS", "FORMATS", "TEXT_ADAPTERS", "adapt", "canonical_columns", "parse_fields"]
 
-SYSMON_NETWORK_EVENT = "3"
-WFP_ALLOWED_EVENT = "5156"
-WFP_BLOCKED_EVENT = "5157"
-WFP_OUTBOUND = "%%14593"
-WFP_INBOUND = "%%14592"
+# A quoted CSV field may contain commas: split only on commas followed by an
+# even number of quotes.
+_CSV_SPLIT = r',(?=(?:[^"]*"[^"]*")*[^"]*$)'
 
 
-def _json_fields(df: DataFrame) -> DataFrame:
-    """Parse `raw` as a JSON object into `_parsed`, a map of field name to text; null for invalid JSON.
+def _csv_values(raw: Column) -> Column:
+    """Split one CSV line into field values, removing the quotes and undoing doubled quotes."""
+    return F.transform(
+        F.split(raw, _CSV_SPLIT, -1),
+        lambda value: F.regexp_replace(F.regexp_replace(value, r'^\s*"|"\s*$', ""), '""', '"'),
+    )
 
-    A map keeps field names case-sensitive (Windows exports carry both
-    `ProcessId` and `ProcessID`) and turns numbers and nested values into text.
+
+def parse_fields(df: DataFrame) -> DataFrame:
+    """Add `_parsed`, a map of field name to text, and `_parse_error` for a row that cannot be parsed.
+
+    Needs the columns of `reader.annotate_files`. JSON keeps field names
+    case-sensitive (Windows exports carry both `ProcessId` and `ProcessID`)
+    and turns numbers and nested objects into text. A TSV or CSV row must
+    have as many values as its file's header.
     """
-    return df.withColumn("_parsed", F.from_json(F.col("raw"), "map<string,string>"))
-
-
-def _blank_to_null(column: Column) -> Column:
-    trimmed = F.trim(column)
-    return F.when((trimmed == "") | (trimmed == "-"), F.lit(None)).otherwise(trimmed)
+    kind = F.col("_file_kind")
+    header = F.col("_header")
+    tsv_values = F.split(F.col("raw"), "\t", -1)
+    csv_values = _csv_values(F.col("raw"))
+    values = F.when(kind == ZEEK_TSV, tsv_values).when(kind == CSV, csv_values)
+    same_length = F.size(values) == F.size(header)
+    parsed = F.when(kind == JSON_LINES, F.from_json(F.col("raw"), "map<string,string>")).when(
+        same_length, F.map_from_arrays(header, values)
+    )
+    error = (
+        F.when(kind == JSON_LINES, F.when(parsed.isNull(), F.lit("invalid_json")))
+        .when(header.isNull(), F.lit("missing_header"))
+        .when(~same_length, F.lit("field_count_mismatch"))
+    )
+    return df.withColumn("_parsed", parsed).withColumn("_parse_error", error)
 
 
 def canonical_json(df: DataFrame) -> DataFrame:
-    """Adapter for canonical JSON Lines (what the fleet generator writes)."""
-    parsed = _json_fields(df)
-    columns = [_blank_to_null(F.col("_parsed").getItem(name)).alias(name) for name in CANONICAL_FIELDS]
-    reason = F.when(F.col("_parsed").isNull(), F.lit("invalid_json"))
-    return parsed.select("source_file", "source_row", "raw", *columns, reason.alias("reason"))
+    """Adapt canonical JSON Lines (what the fleet generator writes)."""
+    columns = {name: field(name) for name in CANONICAL_FIELDS}
+    return adapter_output(df, columns, F.lit(None).cast("string"), F.lit("canonical"))
 
 
 def canonical_columns(df: DataFrame) -> DataFrame:
-    """Adapter for canonical Parquet, whose columns already carry the canonical names."""
+    """Adapt canonical Parquet, whose columns already carry the canonical names."""
     columns = [
-        _blank_to_null(F.col(name)).alias(name) if name in df.columns else F.lit(None).cast("string").alias(name)
+        blank_to_null(F.col(name)).alias(name) if name in df.columns else F.lit(None).cast("string").alias(name)
         for name in CANONICAL_FIELDS
     ]
-    return df.select("source_file", "source_row", "raw", *columns, F.lit(None).cast("string").alias("reason"))
-
-
-def _basename(path: Column) -> Column:
-    return F.regexp_extract(path, r"([^\\/]+)$", 1)
-
-
-def windows_events(df: DataFrame) -> DataFrame:
-    """Adapter for flat JSON of Sysmon event 3 and Windows Security 5156/5157.
-
-    Time comes from Sysmon `UtcTime`, else `TimeCreated` (UTC in EVTX exports),
-    else the collector's `@timestamp`; the local-time `EventTime` is never read.
-    Both formats name the initiator `Source*` and the responder `Destination*`/`Dest*`.
-    """
-    parsed = _json_fields(df)
-    field = {name: _blank_to_null(F.col("_parsed").getItem(name)) for name in WINDOWS_FIELDS}
-    event_id = field["EventID"]
-    is_sysmon = event_id == SYSMON_NETWORK_EVENT
-    is_wfp = event_id.isin(WFP_ALLOWED_EVENT, WFP_BLOCKED_EVENT)
-
-    initiated = F.lower(field["Initiated"])
-    wfp_direction = field["Direction"]
-    direction = (
-        F.when(is_sysmon & (initiated == "true"), F.lit("outbound"))
-        .when(is_sysmon & (initiated == "false"), F.lit("inbound"))
-        .when(is_wfp & (wfp_direction == WFP_OUTBOUND), F.lit("outbound"))
-        .when(is_wfp & (wfp_direction == WFP_INBOUND), F.lit("inbound"))
-    )
-    source_ip = F.when(is_sysmon, field["SourceIp"]).otherwise(field["SourceAddress"])
-    source_port = field["SourcePort"]
-    dest_ip = F.when(is_sysmon, field["DestinationIp"]).otherwise(field["DestAddress"])
-    dest_port = F.when(is_sysmon, field["DestinationPort"]).otherwise(field["DestPort"])
-    outbound = direction == "outbound"
-
-    image = F.when(is_sysmon, field["Image"]).otherwise(field["Application"])
-    kernel = F.lower(image) == "system"
-    protocol = F.lower(field["Protocol"])
-    host_name = F.coalesce(field["Computer"], field["Hostname"])
-    record_id = F.coalesce(field["EventRecordID"], field["RecordNumber"])
-    event_key = F.concat_ws("|", F.lit("windows"), F.lower(host_name), field["Channel"], event_id, record_id)
-
-    columns = {
-        "event_id": F.when(record_id.isNotNull(), F.sha2(event_key, 256)),
-        "event_time": F.coalesce(field["UtcTime"], field["TimeCreated"], field["@timestamp"]),
-        "host_id": F.lower(host_name),
-        "host_name": host_name,
-        "local_ip": F.when(outbound, source_ip).otherwise(dest_ip),
-        "local_port": F.when(outbound, source_port).otherwise(dest_port),
-        "remote_ip": F.when(outbound, dest_ip).otherwise(source_ip),
-        "remote_port": F.when(outbound, dest_port).otherwise(source_port),
-        "direction": direction,
-        "protocol": F.when(protocol.isin("6", "tcp"), F.lit("tcp"))
-        .when(protocol.isin("17", "udp"), F.lit("udp"))
-        .otherwise(protocol),
-        "outcome": F.when(event_id == WFP_BLOCKED_EVENT, F.lit("blocked")).otherwise(F.lit("unknown")),
-        "actor_process_name": F.when(kernel, F.lit("System")).otherwise(_basename(image)),
-        "actor_process_path": F.when(~kernel, image),
-        "actor_process_pid": F.coalesce(field["ProcessId"], field["ProcessID"]),
-        "actor_process_command_line": F.lit(None).cast("string"),
-        "actor_process_sha256": F.lit(None).cast("string"),
-        "causality_process_name": F.lit(None).cast("string"),
-        "causality_process_path": F.lit(None).cast("string"),
-        "user_name": F.when(is_sysmon, field["User"]),
-    }
-    reason = (
-        F.when(F.col("_parsed").isNull(), F.lit("invalid_json"))
-        .when(event_id.isNull(), F.lit("missing_event_id"))
-        .when(~(is_sysmon | is_wfp), F.concat(F.lit("unsupported_event_id:"), event_id))
-    )
-    return parsed.select(
+    return df.select(
         "source_file",
         "source_row",
         "raw",
-        *[columns[name].cast("string").alias(name) for name in CANONICAL_FIELDS],
-        reason.alias("reason"),
+        *columns,
+        F.lit(None).cast("string").alias("reason"),
+        F.lit("canonical").alias("source_format"),
+        F.lit(1).alias("_priority"),
     )
-
-
-def auto_detect(df: DataFrame) -> DataFrame:
-    """Route each row to the Windows adapter when it has an `EventID`, else to canonical JSON."""
-    has_event_id = F.get_json_object(F.col("raw"), "$.EventID").isNotNull()
-    windows = windows_events(df.where(has_event_id)).withColumn("source_format", F.lit("windows"))
-    canonical = canonical_json(df.where(~has_event_id)).withColumn("source_format", F.lit("canonical"))
-    return windows.unionByName(canonical)
 
 
 TEXT_ADAPTERS: dict[str, Callable[[DataFrame], DataFrame]] = {
@@ -188,5 +88,57 @@ TEXT_ADAPTERS: dict[str, Callable[[DataFrame], DataFrame]] = {
     "sysmon": windows_events,
     "windows_security": windows_events,
     "windows": windows_events,
+    "zeek": zeek_events,
+    "cortex_xdr": xdr_events,
+    "ocsf": ocsf_events,
 }
 FORMATS = (*TEXT_ADAPTERS, "auto")
+
+
+def detected_format() -> Column:
+    """The adapter for a row in `--format auto`, from its file kind and field names.
+
+    Zeek TSV and CSV files are recognised per file from their header. In JSON
+    Lines each row is routed by its fields, so one file may mix formats.
+    """
+    has = F.map_contains_key
+    parsed = F.col("_parsed")
+    is_windows = has(parsed, "EventID") | has(parsed, "winlog")
+    is_zeek = (
+        has(parsed, "_path")
+        | has(parsed, "@stream")
+        | has(parsed, "id.orig_h")
+        | has(parsed, "id_orig_h")
+        | (has(parsed, "id") & has(parsed, "uid"))
+    )
+    is_xdr = has(parsed, "agent_id") | has(parsed, "action_remote_ip") | has(parsed, "agent_hostname")
+    kind = F.col("_file_kind")
+    return (
+        F.when(kind == ZEEK_TSV, F.lit("zeek"))
+        .when(kind == CSV, F.lit("cortex_xdr"))
+        .when(parsed.isNull(), F.lit("canonical"))
+        .when(has(parsed, "class_uid"), F.lit("ocsf"))
+        .when(is_windows, F.lit("windows"))
+        .when(is_zeek, F.lit("zeek"))
+        .when(is_xdr, F.lit("cortex_xdr"))
+        .otherwise(F.lit("canonical"))
+    )
+
+
+def adapt(df: DataFrame, input_format: str) -> DataFrame:
+    """Run the adapter of `input_format` on parsed rows, or route each row when it is `auto`.
+
+    For `auto`, one small job first finds which adapters the input needs (at
+    most five rows reach the driver). Only those are unioned, because Spark
+    copies the normalisation that follows into every branch of a union, and
+    the size of the plan, not the data, then dominates a small ingest.
+    """
+    if input_format != "auto":
+        return TEXT_ADAPTERS[input_format](df)
+    routed = df.withColumn("_adapter", detected_format())
+    present = sorted(row["_adapter"] for row in routed.select("_adapter").distinct().collect())
+    frames = [TEXT_ADAPTERS[name](routed.where(F.col("_adapter") == name)) for name in present or ["canonical"]]
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame)
+    return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -17,6 +18,10 @@ from smb_fanout.ingest import adapters
 from smb_fanout.ingest.normalize import normalize_events
 from smb_fanout.ingest.reader import (
     PARQUET_SUFFIXES,
+    InputFileError,
+    UnreadableFile,
+    annotate_files,
+    check_files,
     expand_paths,
     read_parquet_rows,
     read_text_lines,
@@ -36,12 +41,15 @@ class UnknownFormatError(ValueError):
 
 @dataclass
 class FileCounts:
+    """Rows of one input file by outcome; `rows_read` is always the sum of the other three."""
+
     source_file: str
     source_format: str
     rows_read: int = 0
     rows_written: int = 0
     rows_quarantined: int = 0
     duplicates_removed: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +57,7 @@ class IngestResult:
     ingest_run_id: str
     files: list[FileCounts] = field(default_factory=list)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    unreadable_files: list[UnreadableFile] = field(default_factory=list)
 
     @property
     def rows_read(self) -> int:
@@ -75,15 +84,10 @@ def parse_files(spark: SparkSession, files: list[str], input_format: str) -> Dat
     text = [f for f in files if not f.endswith(PARQUET_SUFFIXES)]
     frames: list[DataFrame] = []
     if text:
-        lines = read_text_lines(spark, text)
-        if input_format == "auto":
-            frames.append(adapters.auto_detect(lines))
-        else:
-            adapted = adapters.TEXT_ADAPTERS[input_format](lines)
-            frames.append(adapted.withColumn("source_format", F.lit(input_format)))
+        lines = adapters.parse_fields(annotate_files(read_text_lines(spark, text)))
+        frames.append(adapters.adapt(lines, input_format))
     if parquet:
-        rows = adapters.canonical_columns(read_parquet_rows(spark, parquet))
-        frames.append(rows.withColumn("source_format", F.lit("canonical")))
+        frames.append(adapters.canonical_columns(read_parquet_rows(spark, parquet)))
     adapted_rows = frames[0]
     for frame in frames[1:]:
         adapted_rows = adapted_rows.unionByName(frame)
@@ -93,9 +97,11 @@ def parse_files(spark: SparkSession, files: list[str], input_format: str) -> Dat
 def classify_rows(parsed: DataFrame, existing_events: DataFrame) -> DataFrame:
     """Add `status`: quarantined (has a reason), duplicate (event id seen before or earlier in this batch) or written.
 
-    The first row of an event id in (file, row) order is kept, so reruns keep the same row.
+    The first row of an event id in (source priority, file, row) order is
+    kept, so reruns keep the same row. A Zeek `conn.log` row has priority
+    over the SMB-layer rows of the same connection.
     """
-    first_of_id = Window.partitionBy("event_id").orderBy("source_file", "source_row")
+    first_of_id = Window.partitionBy("event_id").orderBy("source_priority", "source_file", "source_row")
     valid = parsed.where(F.col("reason").isNull())
     known = existing_events.select("event_date", "event_id").withColumn("_known", F.lit(True))
     ranked = (
@@ -111,22 +117,43 @@ def classify_rows(parsed: DataFrame, existing_events: DataFrame) -> DataFrame:
     return ranked.unionByName(quarantined)
 
 
-def run_ingest(spark: SparkSession, config: Config, paths: list[str], input_format: str | None = None) -> IngestResult:
-    """Ingest `paths` into `network_events`; unusable rows go to `quarantined_events`."""
+def run_ingest(
+    spark: SparkSession,
+    config: Config,
+    paths: list[str],
+    input_format: str | None = None,
+    transform: Callable[[DataFrame], DataFrame] | None = None,
+) -> IngestResult:
+    """Ingest `paths` into `network_events`; unusable rows go to `quarantined_events`.
+
+    `transform`, when given, changes the parsed rows before duplicates are
+    found. The replay uses it to move captures in time. It must keep the
+    columns and the number of rows.
+    """
     tables = Tables(config)
     run_id = str(uuid.uuid4())
     fmt = input_format or config.ingest.default_format
     if fmt not in adapters.FORMATS:
         raise UnknownFormatError(f"unknown input format {fmt!r}: use one of {', '.join(adapters.FORMATS)}")
-    files = expand_paths(paths)
     with recorded_run(spark, config, "ingest") as record:
-        classified = classify_rows(parse_files(spark, files, fmt), tables.network_events.read(spark))
+        files, unreadable = check_files(expand_paths(paths))
+        if not files:
+            raise InputFileError(
+                "no readable input: " + "; ".join(item.message() for item in unreadable)
+                if unreadable
+                else "no input files"
+            )
+        parsed = parse_files(spark, files, fmt)
+        if transform is not None:
+            parsed = transform(parsed)
+        classified = classify_rows(parsed, tables.network_events.read(spark))
         classified = classified.withColumn("ingested_at", F.current_timestamp()).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             # Counting first materializes the cache, so the statuses are decided
             # before any row is written and the written rows cannot be re-read as
             # duplicates of themselves.
             result = _count(classified, run_id)
+            result.unreadable_files = unreadable
             # Insert-only MERGE on the event id: another ingest of the same file
             # running at the same time conflicts, retries and then inserts nothing.
             metrics = merge(classified.where(F.col("status") == WRITTEN), tables.network_events, insert_only=True)
@@ -180,7 +207,7 @@ def _count(classified: DataFrame, run_id: str) -> IngestResult:
     per_file = (
         classified.groupBy("source_file")
         .agg(
-            F.first("source_format").alias("source_format"),
+            F.concat_ws(",", F.array_sort(F.collect_set("source_format"))).alias("source_format"),
             F.count(F.lit(1)).alias("rows_read"),
             F.sum(F.when(F.col("status") == WRITTEN, 1).otherwise(0)).alias("rows_written"),
             F.sum(F.when(F.col("status") == QUARANTINED, 1).otherwise(0)).alias("rows_quarantined"),
@@ -189,20 +216,28 @@ def _count(classified: DataFrame, run_id: str) -> IngestResult:
         .orderBy("source_file")
         .collect()
     )
+    # One row per file and reason code. The detail after `:` (an event id or
+    # a log name) is kept, because the formats bound the number of codes.
     reasons = (
         classified.where(F.col("status") == QUARANTINED)
-        .groupBy(F.regexp_replace("reason", ":.*$", "").alias("reason"))
+        .groupBy("source_file", "reason")
         .count()
+        .orderBy("source_file", "reason")
+        .limit(10_000)
         .collect()
     )
     result = IngestResult(ingest_run_id=run_id)
     result.files = [FileCounts(**row.asDict()) for row in per_file]
-    result.quarantine_reasons = {row["reason"]: int(row["count"]) for row in reasons}
+    by_file = {counts.source_file: counts for counts in result.files}
+    for row in reasons:
+        by_file[row["source_file"]].quarantine_reasons[row["reason"]] = int(row["count"])
+        code = row["reason"].split(":", 1)[0]
+        result.quarantine_reasons[code] = result.quarantine_reasons.get(code, 0) + int(row["count"])
     return result
 
 
 def _record_run(spark: SparkSession, config: Config, result: IngestResult) -> None:
-    rows = [
+    rows: list[tuple[str, str, str, int, int, int, int, dict[str, int], str | None]] = [
         (
             result.ingest_run_id,
             f.source_file,
@@ -211,14 +246,21 @@ def _record_run(spark: SparkSession, config: Config, result: IngestResult) -> No
             f.rows_written,
             f.rows_quarantined,
             f.duplicates_removed,
+            f.quarantine_reasons,
+            None,
         )
         for f in result.files
     ]
+    rows.extend(
+        (result.ingest_run_id, item.source_file, "unreadable", 0, 0, 0, 0, {}, item.error)
+        for item in result.unreadable_files
+    )
     if not rows:
         return
     frame = spark.createDataFrame(
         rows,
         "ingest_run_id string, source_file string, source_format string, rows_read long, "
-        "rows_written long, rows_quarantined long, duplicates_removed long",
+        "rows_written long, rows_quarantined long, duplicates_removed long, "
+        "quarantine_reasons map<string, long>, error string",
     ).withColumn("started_at", F.current_timestamp())
     append(frame, Tables(config).ingest_runs)

@@ -13,13 +13,35 @@ OUTCOMES = ("success", "failure", "blocked", "unknown")
 _EPOCH_MILLIS_FLOOR = 100_000_000_000  # 1973-03-03 in milliseconds; larger numbers are milliseconds
 
 
+# An ISO-8601 text that ends in `Z`, `UTC` or a numeric offset carries its own zone.
+_ZONE_SUFFIX = r"(?i)(z|utc|gmt|[+-]\d{2}(:?\d{2})?)$"
+_MICROS_PER_DAY = 86_400_000_000
+# Epoch milliseconds of the year 5138: far beyond any real event time.
+_EPOCH_MILLIS_LIMIT = 1e14
+
+
 def parse_event_time(text: Column) -> Column:
-    """Parse ISO-8601 (with or without offset; no offset means UTC) or epoch seconds/milliseconds."""
-    numeric = F.when(text.rlike(r"^\s*\d+(\.\d+)?\s*$"), text.try_cast("double"))
-    from_epoch = F.when(numeric >= _EPOCH_MILLIS_FLOOR, F.timestamp_millis(numeric.cast("long"))).otherwise(
+    """Parse ISO-8601 (with or without offset; no offset means UTC) or epoch seconds or milliseconds.
+
+    A text without a zone gets `Z` appended before the cast, because Spark
+    would read it in the session time zone.
+    """
+    trimmed = F.trim(text)
+    # Spark's JSON reader turns a float such as Zeek's `"ts": 1588205198.89971`
+    # into the text `1.58820519889971E9`, so exponents are accepted.
+    number = trimmed.try_cast("double")
+    # Larger numbers would overflow the timestamp cast; they stay null and the row is quarantined.
+    numeric = F.when(trimmed.rlike(r"^\d+(\.\d+)?([eE][+]?\d+)?$") & (number < _EPOCH_MILLIS_LIMIT), number)
+    from_epoch = F.when(numeric >= _EPOCH_MILLIS_FLOOR, F.timestamp_millis(numeric.try_cast("long"))).otherwise(
         F.timestamp_seconds(numeric)
     )
-    return F.when(numeric.isNotNull(), from_epoch).otherwise(F.trim(text).try_cast("timestamp"))
+    zoned = F.when(trimmed.rlike(_ZONE_SUFFIX), trimmed).otherwise(F.concat(trimmed, F.lit("Z")))
+    return F.when(numeric.isNotNull(), from_epoch).otherwise(zoned.try_cast("timestamp"))
+
+
+def utc_date(timestamp: Column) -> Column:
+    """The UTC calendar date of a timestamp, whatever the session time zone."""
+    return F.date_from_unix_date(F.floor(F.unix_micros(timestamp) / _MICROS_PER_DAY).cast("int"))
 
 
 def _port(text: Column) -> Column:
@@ -43,7 +65,8 @@ def normalize_events(df: DataFrame) -> DataFrame:
         "source_file",
         "source_row",
         "source_format",
-        "raw",
+        "_priority",
+        redact_command_line(F.col("raw")).alias("raw"),
         F.col("event_id").alias("_given_event_id"),
         event_time.alias("event_time"),
         F.col("event_time").alias("_event_time_text"),
@@ -90,6 +113,7 @@ def normalize_events(df: DataFrame) -> DataFrame:
     return (
         typed.withColumn("reason", reason)
         .withColumn("event_id", F.coalesce(F.col("_given_event_id"), content_key))
-        .withColumn("event_date", F.to_date(F.col("event_time")))
-        .drop(*[name for name in typed.columns if name.startswith("_")])
+        .withColumn("event_date", utc_date(F.col("event_time")))
+        .withColumnRenamed("_priority", "source_priority")
+        .drop(*[name for name in typed.columns if name.startswith("_") and name != "_priority"])
     )
