@@ -27,6 +27,12 @@ PROFILE_V1 = (
     "last_seen TIMESTAMP NOT NULL, seen_before_batch TIMESTAMP, batch_start TIMESTAMP NOT NULL"
 )
 
+INGEST_RUNS_V1 = (
+    "ingest_run_id STRING NOT NULL, source_file STRING NOT NULL, source_format STRING NOT NULL, "
+    "rows_read BIGINT NOT NULL, rows_written BIGINT NOT NULL, rows_quarantined BIGINT NOT NULL, "
+    "duplicates_removed BIGINT NOT NULL, started_at TIMESTAMP NOT NULL"
+)
+
 
 def create_v1(spark: SparkSession, path: str, ddl: str, rows: list[tuple]) -> None:
     """Write a table the way smb-fanout did before schema versions: no version property."""
@@ -57,6 +63,27 @@ def test_old_table_upgraded_in_place(spark: SparkSession, config: Config) -> Non
         }
     ]
     assert stored_version(spark, ref) == schemas.schema_version("smb_stats_state") == 2
+
+
+def test_ingest_runs_gain_reason_columns(spark: SparkSession, config: Config) -> None:
+    ref = Tables(config).ingest_runs
+    create_v1(spark, str(ref.path), INGEST_RUNS_V1, [("run-1", "a.jsonl", "canonical", 3, 2, 1, 0, T0)])
+    rows = [row.asDict() for row in ref.read(spark).collect()]
+    assert rows == [
+        {
+            "ingest_run_id": "run-1",
+            "source_file": "a.jsonl",
+            "source_format": "canonical",
+            "rows_read": 3,
+            "rows_written": 2,
+            "rows_quarantined": 1,
+            "duplicates_removed": 0,
+            "started_at": T0,
+            "quarantine_reasons": None,
+            "error": None,
+        }
+    ]
+    assert stored_version(spark, ref) == schemas.schema_version("ingest_runs") == 2
 
 
 def test_profile_migration_backfills(spark: SparkSession, config: Config) -> None:
