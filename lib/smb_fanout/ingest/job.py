@@ -135,8 +135,9 @@ def run_ingest(
     fmt = input_format or config.ingest.default_format
     if fmt not in adapters.FORMATS:
         raise UnknownFormatError(f"unknown input format {fmt!r}: use one of {', '.join(adapters.FORMATS)}")
+    # Listed before the run record is written: an input folder may hold the tables.
+    files, unreadable = check_files(expand_paths(paths))
     with recorded_run(spark, config, "ingest") as record:
-        files, unreadable = check_files(expand_paths(paths))
         if not files:
             raise InputFileError(
                 "no readable input: " + "; ".join(item.message() for item in unreadable)
