@@ -126,7 +126,7 @@ class OperationsConfig(_Frozen):
     degrade_on_empty_input: bool = True
     # VACUUM keeps files that older table versions need for this many hours.
     vacuum_retention_hours: int = Field(168, ge=0)
-    # `lite` deletes the files the Delta log removed; `full` also lists the
+    # `lite` deletes the files the Delta log removed. `full` also lists the
     # table's folder for files no commit refers to, such as those of a killed writer.
     vacuum_mode: Literal["lite", "full"] = "lite"
 

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 DEFAULT_MIN_RETENTION_HOURS = 168
 # Error class of a lite VACUUM when the Delta log no longer has every removed file.
-LITE_REFUSED = "DELTA_CANNOT_VACUUM_LITE"
+LITE_REJECTED = "DELTA_CANNOT_VACUUM_LITE"
 
 
 class UnknownTableError(ValueError):
@@ -84,9 +84,9 @@ def _vacuum(spark: SparkSession, ref: TableRef, retention_hours: int, mode: str)
             _run_vacuum(spark, ref, retention_hours, "LITE")
             return
         except Exception as err:  # Delta raises a plain AnalysisException
-            if LITE_REFUSED not in str(err):
+            if LITE_REJECTED not in str(err):
                 raise
-            logger.warning("VACUUM LITE refused for %s, running a full VACUUM: %s", ref.sql_name, err)
+            logger.warning("VACUUM LITE failed for %s, so a full VACUUM runs instead: %s", ref.sql_name, err)
     _run_vacuum(spark, ref, retention_hours, "FULL")
 
 
