@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from smb_fanout.config import Config, load_config
-from smb_fanout.views import DETECTOR_HEALTH, VIEWS, create_views, source_ref, view_name
+from smb_fanout.tables import Tables, append
+from smb_fanout.views import DETECTOR_HEALTH, VIEWS, create_views, view_name
 from tests.alert_rows import write_tables
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "dashboards" / "smb_fanout.lvdash.json"
@@ -31,8 +33,10 @@ def write_runs(spark: SparkSession, config: Config) -> None:
         ("r3", "ingest", day1, day1 + hour, "succeeded", 90, 80, 10, 0, 0, 0, 60.0, None),
         ("r4", "score", day2 + hour, day2 + 2 * hour, "succeeded", 0, 0, 0, 41, 0, 2, 180.0, "4"),
     ]
-    ref = source_ref(config, "detector_runs")
-    spark.createDataFrame(runs, DETECTOR_RUNS_DDL).write.format("delta").save(str(ref.path))
+    frame = spark.createDataFrame(runs, DETECTOR_RUNS_DDL).select(
+        "*", F.lit(None).alias("rows_late"), F.lit(None).alias("rows_too_late"), F.lit(None).alias("status_reason")
+    )
+    append(frame, Tables(config).detector_runs)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +44,7 @@ def views_config(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) 
     config = load_config("local", [f"storage.local_root={tmp_path_factory.mktemp('views')}"])
     write_tables(spark, config)
     write_runs(spark, config)
-    assert create_views(spark, config).skipped == {}
+    assert create_views(spark, config).created == [view.name for view in VIEWS]
     return config
 
 
@@ -49,12 +53,19 @@ def rows(spark: SparkSession, config: Config, name: str, order: str) -> list[dic
     return [r.asDict(recursive=True) for r in spark.table(view_name(config, view)).orderBy(*order.split()).collect()]
 
 
-def test_health_view_skipped_without_runs_table(spark: SparkSession, tmp_path: Path) -> None:
-    result = create_views(spark, load_config("local", [f"storage.local_root={tmp_path}"]))
-    assert result.created == ["smb_alerts_daily", "smb_top_hosts", "smb_alert_list", "smb_alert_new_destinations"]
-    assert list(result.skipped) == ["smb_detector_health"]
-    assert "detector_runs" in result.skipped["smb_detector_health"]
-    assert "does not exist yet" in result.skipped["smb_detector_health"]
+def test_views_work_before_the_first_run(spark: SparkSession, tmp_path: Path) -> None:
+    """On a new deployment the views exist over empty tables, so the dashboard shows no rows, not errors."""
+    config = load_config("local", [f"storage.local_root={tmp_path}"])
+    result = create_views(spark, config)
+    assert result.created == [
+        "smb_alerts_daily",
+        "smb_top_hosts",
+        "smb_alert_list",
+        "smb_alert_new_destinations",
+        "smb_detector_health",
+    ]
+    for view in VIEWS:
+        assert spark.table(view_name(config, view)).collect() == []
 
 
 def test_alerts_daily_by_severity(spark: SparkSession, views_config: Config) -> None:
@@ -109,7 +120,7 @@ def test_health_view_per_day_and_job(spark: SparkSession, views_config: Config) 
 def test_catalog_views_qualified() -> None:
     config = load_config("dev", ["storage.catalog=sec", "storage.schema=smb"])
     assert view_name(config, VIEWS[0]) == "`sec`.`smb`.`smb_alerts_daily`"
-    assert source_ref(config, "detector_runs").name == "`sec`.`smb`.`detector_runs`"
+    assert Tables(config).detector_runs.name == "`sec`.`smb`.`detector_runs`"
 
 
 def test_dashboard_reads_only_views(spark: SparkSession, views_config: Config) -> None:

@@ -13,14 +13,10 @@ from dataclasses import dataclass, field
 from pyspark.sql import SparkSession
 
 from smb_fanout.config import Config
-from smb_fanout.identifiers import qualified_name, quote_identifier, validate_identifier
-from smb_fanout.tables import TABLE_SCHEMAS, TableRef, Tables, ensure_table
+from smb_fanout.identifiers import qualified_name, quote_identifier
+from smb_fanout.tables import TableRef, Tables, ensure_table
 
 logger = logging.getLogger(__name__)
-
-# Table with one row per job run, written by the jobs. The health view reads it
-# only when it exists, because older deployments lack it.
-DETECTOR_RUNS = "detector_runs"
 
 
 @dataclass(frozen=True)
@@ -113,7 +109,7 @@ NEW_DESTINATIONS = ViewSpec(
 
 DETECTOR_HEALTH = ViewSpec(
     name="smb_detector_health",
-    source=DETECTOR_RUNS,
+    source="detector_runs",
     comment="Job runs per UTC day and job: failures, rows, alerts and duration.",
     query="""
         SELECT CAST(started_at AS DATE) AS day,
@@ -140,18 +136,6 @@ VIEWS = (ALERTS_DAILY, TOP_HOSTS, ALERT_LIST, NEW_DESTINATIONS, DETECTOR_HEALTH)
 @dataclass
 class ViewsResult:
     created: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
-def source_ref(config: Config, key: str) -> TableRef:
-    """Resolve a view's source table, including `detector_runs` when no table schema declares it."""
-    if key in TABLE_SCHEMAS:
-        return Tables(config).ref(key)
-    storage = config.storage
-    table = validate_identifier(getattr(storage.tables, key, key))
-    if storage.use_paths:
-        return TableRef(key=key, name=table, path=config.local_root / "tables" / storage.schema_name / table)
-    return TableRef(key=key, name=qualified_name(storage.catalog, storage.schema_name, table), path=None)
 
 
 def view_name(config: Config, view: ViewSpec) -> str:
@@ -168,22 +152,16 @@ def _source_sql(ref: TableRef) -> str:
 
 
 def create_views(spark: SparkSession, config: Config) -> ViewsResult:
-    """Create or replace every view whose source table exists.
+    """Create or replace every view, creating its source table empty when it is missing.
 
-    The alert table is created empty when it is missing, so the dashboard
-    works before the first alert. A view over a missing `detector_runs`
-    table is skipped, and the reason is logged and returned.
+    The views then work before the first job run, and the dashboard shows
+    empty charts rather than errors.
     """
     result = ViewsResult()
+    tables = Tables(config)
     for view in VIEWS:
-        ref = source_ref(config, view.source)
-        if view.source in TABLE_SCHEMAS:
-            ensure_table(spark, ref)
-        elif not ref.exists(spark):
-            reason = f"table {ref.sql_name} does not exist yet; a later run creates the view once the jobs write it"
-            logger.warning("skipped view %s: %s", view.name, reason)
-            result.skipped[view.name] = reason
-            continue
+        ref = tables.ref(view.source)
+        ensure_table(spark, ref)
         kind = "TEMPORARY VIEW" if config.storage.use_paths else "VIEW"
         comment = "" if config.storage.use_paths else f" COMMENT '{view.comment}'"
         statement = (

@@ -23,8 +23,6 @@ def views(ctx: typer.Context) -> None:
         render.print_json(result)
         return
     render.console.print(f"views: created {', '.join(result.created)}")
-    for name, reason in result.skipped.items():
-        render.console.print(f"  [yellow]skipped[/yellow] {name}: {reason}")
 
 
 @app.command()
