@@ -221,11 +221,18 @@ def append(df: DataFrame, ref: TableRef) -> None:
 
 
 def assert_unique_keys(df: DataFrame, keys: tuple[str, ...], what: str) -> None:
-    """Fail when `df` has two rows for one key; only the offending keys reach the driver."""
-    duplicates = df.groupBy(*keys).count().where(F.col("count") > 1).limit(5).collect()
-    if duplicates:
-        sample = ", ".join(str(tuple(row[k] for k in keys)) for row in duplicates)
-        raise DuplicateKeyError(f"{what} has more than one row for key {keys}: {sample}")
+    """Fail when `df` has two rows for one key.
+
+    One aggregate returns the number of repeated keys and one example, so a
+    single Spark job runs and nothing that grows with `df` reaches the driver.
+    """
+    repeated = df.groupBy(*keys).count().where(F.col("count") > 1)
+    summary = repeated.agg(F.count(F.lit(1)).alias("keys"), F.min(F.struct(*keys)).alias("example")).first()
+    if summary is not None and summary["keys"]:
+        example = tuple(summary["example"][key] for key in keys)
+        raise DuplicateKeyError(
+            f"{what} has more than one row for key {keys}, for example {example} ({summary['keys']} repeated in all)"
+        )
 
 
 def changed_condition(ref: TableRef, ignore: tuple[str, ...] = ()) -> str:
@@ -233,6 +240,14 @@ def changed_condition(ref: TableRef, ignore: tuple[str, ...] = ()) -> str:
     keys = TABLE_KEYS[ref.key]
     compared = [f.name for f in schemas.struct_type(TABLE_SCHEMAS[ref.key]) if f.name not in keys + ignore]
     return "NOT (" + " AND ".join(f"t.`{name}` <=> s.`{name}`" for name in compared) + ")"
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    """Rows a MERGE inserted and updated, as Delta reports them for that commit."""
+
+    inserted: int
+    updated: int
 
 
 def merge(
@@ -243,8 +258,8 @@ def merge(
     insert_only: bool = False,
     preserve: tuple[str, ...] = (),
     combine: dict[str, str] | None = None,
-) -> dict[str, int]:
-    """Upsert `df` into `ref` on the table's key and return Delta's operation metrics.
+) -> MergeCounts:
+    """Upsert `df` into `ref` on the table's key and return the rows inserted and updated.
 
     Columns named in `preserve` keep their stored value when a row is updated.
     `combine` maps a column to the SQL expression (over `t` and `s`) that
@@ -263,35 +278,24 @@ def merge(
     assert_unique_keys(source, keys, f"MERGE source for {ref.sql_name}")
     condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
 
-    def execute() -> None:
+    def execute() -> MergeCounts:
         builder = ref.delta(spark).alias("t").merge(source.alias("s"), condition)
         if not insert_only:
             updated: dict[str, str | Column] = {
                 name: (combine or {}).get(name, f"s.`{name}`") for name in source.columns if name not in preserve
             }
             builder = builder.whenMatchedUpdate(condition=update_condition, set=updated)
-        builder.whenNotMatchedInsertAll().execute()
+        # Delta returns the counts as one local row, so no Spark job reads the history.
+        result = builder.whenNotMatchedInsertAll().execute().first()
+        if result is None:
+            return MergeCounts(inserted=0, updated=0)
+        return MergeCounts(inserted=int(result["num_inserted_rows"]), updated=int(result["num_updated_rows"]))
 
-    with_conflict_retry(execute, f"MERGE into {ref.sql_name}")
-    metrics = last_operation_metrics(spark, ref)
+    counts = with_conflict_retry(execute, f"MERGE into {ref.sql_name}")
     written = ref.read(spark).join(source.select(*keys).distinct(), list(keys), "left_semi")
     assert_unique_keys(written, keys, f"{ref.sql_name} after MERGE")
-    logger.info(
-        "merged into %s: %s inserted, %s updated",
-        ref.sql_name,
-        metrics.get("numTargetRowsInserted", 0),
-        metrics.get("numTargetRowsUpdated", 0),
-    )
-    return metrics
-
-
-def last_operation_metrics(spark: SparkSession, ref: TableRef) -> dict[str, int]:
-    # NOTE: with another writer on the same table, the latest commit may be
-    # theirs; the metrics then describe that commit.
-    history = ref.delta(spark).history(1).select("operationMetrics").collect()
-    if not history or history[0]["operationMetrics"] is None:
-        return {}
-    return {name: int(value) for name, value in history[0]["operationMetrics"].items()}
+    logger.info("merged into %s: %s inserted, %s updated", ref.sql_name, counts.inserted, counts.updated)
+    return counts
 
 
 def current_version(spark: SparkSession, ref: TableRef) -> int:

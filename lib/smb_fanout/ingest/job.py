@@ -157,8 +157,8 @@ def run_ingest(
             result.unreadable_files = unreadable
             # Insert-only MERGE on the event id: another ingest of the same file
             # running at the same time conflicts, retries and then inserts nothing.
-            metrics = merge(classified.where(F.col("status") == WRITTEN), tables.network_events, insert_only=True)
-            _reconcile(result, metrics.get("numTargetRowsInserted", result.rows_written))
+            counts = merge(classified.where(F.col("status") == WRITTEN), tables.network_events, insert_only=True)
+            _reconcile(result, counts.inserted)
             checkpoints.reached("ingest.events_merged")
             quarantine = classified.where(F.col("status") == QUARANTINED).select(
                 "source_file",

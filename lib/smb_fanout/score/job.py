@@ -193,13 +193,13 @@ def _write_alerts(spark: SparkSession, config: Config, new: DataFrame, processed
         (F.col("hour") >= F.lit(bounds["lo"])) & (F.col("hour") < F.lit(bounds["hi"]))
     )
     rows = build_alerts(episodes, hourly, processed_through)
-    metrics = merge(
+    counts = merge(
         rows,
         tables.smb_alerts,
         update_condition="t.content_hash <> s.content_hash",
         preserve=("detected_at", "status", "opened_through", "detection_delay_s"),
     )
-    return metrics.get("numTargetRowsInserted", 0), metrics.get("numTargetRowsUpdated", 0)
+    return counts.inserted, counts.updated
 
 
 def build_alerts(episodes: DataFrame, hourly: DataFrame, processed_through: datetime) -> DataFrame:

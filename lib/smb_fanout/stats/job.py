@@ -209,7 +209,7 @@ def _aggregate(spark: SparkSession, config: Config, batch: Batch, keep_from: dat
     resolved = resolve_destinations(smb_contacts(batch_events, detector), addresses)
     history = materialize(seen_before(tables.smb_profile.read(spark), start))
     hourly = materialize(add_novelty(hourly_contacts(resolved), history, detector.training_days))
-    hourly_metrics = merge(
+    hourly_counts = merge(
         hourly, tables.smb_contacts_hourly, update_condition=changed_condition(tables.smb_contacts_hourly)
     )
     checkpoints.reached("stats.hourly_merged")
@@ -225,12 +225,10 @@ def _aggregate(spark: SparkSession, config: Config, batch: Batch, keep_from: dat
         start + timedelta(hours=1),
         end,
     )
-    window_metrics = merge(
-        windows, tables.smb_host_windows, update_condition=changed_condition(tables.smb_host_windows)
-    )
+    window_counts = merge(windows, tables.smb_host_windows, update_condition=changed_condition(tables.smb_host_windows))
     checkpoints.reached("stats.windows_merged")
-    rows = hourly_metrics.get("numTargetRowsInserted", 0) + hourly_metrics.get("numTargetRowsUpdated", 0)
-    window_rows = window_metrics.get("numTargetRowsInserted", 0) + window_metrics.get("numTargetRowsUpdated", 0)
+    rows = hourly_counts.inserted + hourly_counts.updated
+    window_rows = window_counts.inserted + window_counts.updated
     return rows, window_rows
 
 
