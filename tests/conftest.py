@@ -28,11 +28,16 @@ TEST_MAX_RESULT_SIZE = "2m"
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    # The jars live in the project's folder; tables of each test go to tmp_path.
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
+    # The jars live in the project's folder. The session's warehouse and the
+    # tables of each test go to temporary folders.
     config = load_config(
         "local",
-        [f"spark.jars_dir={PROJECT_ROOT / '.smb-fanout' / 'jars'}", f"spark.max_result_size={TEST_MAX_RESULT_SIZE}"],
+        [
+            f"storage.local_root={tmp_path_factory.mktemp('spark')}",
+            f"spark.jars_dir={PROJECT_ROOT / '.smb-fanout' / 'jars'}",
+            f"spark.max_result_size={TEST_MAX_RESULT_SIZE}",
+        ],
     )
     session = get_spark(config, app_name="smb-fanout-tests")
     yield session
