@@ -223,8 +223,8 @@ def append(df: DataFrame, ref: TableRef) -> None:
 def assert_unique_keys(df: DataFrame, keys: tuple[str, ...], what: str) -> None:
     """Fail when `df` has two rows for one key.
 
-    One aggregate returns the number of repeated keys and one example, so a
-    single Spark job runs and nothing that grows with `df` reaches the driver.
+    One aggregate returns the number of repeated keys and one example, so
+    nothing that grows with `df` reaches the driver.
     """
     repeated = df.groupBy(*keys).count().where(F.col("count") > 1)
     summary = repeated.agg(F.count(F.lit(1)).alias("keys"), F.min(F.struct(*keys)).alias("example")).first()
