@@ -210,8 +210,8 @@ def test_maintain_bounds_files_after_many_writes(spark: SparkSession, config: Co
     assert result.files_after <= 2
     assert ref.path is not None
     # Every file the log removed is deleted. Each MERGE also leaves one empty
-    # file that its commit never added; VACUUM LITE only deletes files the log
-    # names, so those wait for the weekly full VACUUM.
+    # file that its commit never added. VACUUM LITE only deletes files that the
+    # log names, so those empty files wait for the weekly full VACUUM.
     remaining = [str(path) for path in ref.path.glob("*.parquet")]
     assert spark.read.parquet(*remaining).count() == len(before)
     assert sorted(tuple(row) for row in ref.read(spark).collect()) == before

@@ -85,7 +85,7 @@ def get_spark(config: Config, app_name: str = "smb-fanout") -> SparkSession:
         .config("spark.default.parallelism", str(config.spark.shuffle_partitions))
         .config("spark.databricks.delta.snapshotPartitions", "2")
         # Small tasks start on any free executor at once. By default Spark waits
-        # up to 3 s for the executor that holds their input (a local checkpoint).
+        # up to 3 s for the executor that has their input (a local checkpoint).
         .config("spark.locality.wait", "0s")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")

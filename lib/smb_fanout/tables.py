@@ -221,7 +221,7 @@ def append(df: DataFrame, ref: TableRef) -> None:
 
 
 def assert_unique_keys(df: DataFrame, keys: tuple[str, ...], what: str) -> None:
-    """Fail when `df` has two rows for one key.
+    """Raise `DuplicateKeyError` when `df` has two rows for one key.
 
     One aggregate returns the number of repeated keys and one example, so
     nothing that grows with `df` reaches the driver.
