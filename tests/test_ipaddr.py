@@ -344,6 +344,15 @@ def test_ip_in_cidrs_any_of_several(spark: SparkSession) -> None:
     assert results == [True, True, True, False, False]
 
 
+def test_ip_in_cidrs_several_of_one_prefix_length(spark: SparkSession) -> None:
+    cidrs = ["10.0.0.0/8", "12.0.0.0/8", "192.168.0.0/16", "192.170.0.0/16", "0.0.0.0/32"]
+    values = ["10.9.9.9", "11.0.0.1", "12.255.255.255", "192.168.3.4", "192.169.0.1", "192.170.255.0", "0.0.0.0"]
+
+    results = apply_predicate(spark, lambda ip: ip_in_cidrs(ip, cidrs), values)
+
+    assert results == [True, False, True, True, False, True, True]
+
+
 def test_ip_in_cidrs_null_and_invalid_false(spark: SparkSession) -> None:
     values = [None, "", "-", "abc", "1.2.3", "gggg::1", "FE80::1", "10.0.0.1\n", "fe80::1\n"]
 

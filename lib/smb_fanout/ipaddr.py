@@ -71,11 +71,15 @@ def normalize_ip(col: Column) -> Column:
         NULL, empty, `-` or not a valid IPv4 or IPv6 address. IPv4 octets with
         leading zeros (`010.1.1.1`) are invalid.
     """
-    text = _strip_zone_id(_strip_brackets(F.lower(_trim_whitespace(col.cast("string")))))
-    return _let(
+    given = col.cast("string")
+    text = _strip_zone_id(_strip_brackets(F.lower(_trim_whitespace(given))))
+    general = _let(
         text,
         lambda value: F.when(value.rlike(_IPV4_PATTERN), value).otherwise(_normalize_ipv6(value)),
     )
+    # Most events carry a plain IPv4 address. Spark compiles this test to Java
+    # but interprets `transform`, so such addresses skip the `transform`.
+    return F.when(given.rlike(_IPV4_PATTERN), given).otherwise(general)
 
 
 def ip_in_cidrs(ip: Column, cidrs: Sequence[str]) -> Column:
@@ -100,13 +104,17 @@ def ip_in_cidrs(ip: Column, cidrs: Sequence[str]) -> Column:
         ValueError: a CIDR is invalid or has host bits set (`10.0.0.1/8`).
     """
     networks = [_parse_cidr(cidr) for cidr in cidrs]
-    if not networks:
-        return F.lit(False)
+    ipv4 = [network for network in networks if network.version == 4]
+    ipv6 = [network for network in networks if network.version == 6]
 
-    def matches_any(digits: Column) -> Column:
-        return reduce(or_, [_prefix_matches(digits, network) for network in networks])
+    def matches_any_ipv6(digits: Column) -> Column:
+        return reduce(or_, [_prefix_matches(digits, network) for network in ipv6])
 
-    return F.coalesce(_let(_let(ip, _address_hex_digits), matches_any), F.lit(False))
+    # IPv4 addresses take a compiled text test; only IPv6 text goes through
+    # the interpreted `transform` of `_let`.
+    in_ipv4 = _ipv4_in_networks(ip, ipv4) if ipv4 else F.lit(False)
+    in_ipv6 = _let(_let(ip, _address_hex_digits), matches_any_ipv6) if ipv6 else F.lit(False)
+    return F.coalesce(F.when(ip.rlike(_IPV4_PATTERN), in_ipv4).otherwise(in_ipv6), F.lit(False))
 
 
 def is_loopback(ip: Column) -> Column:
@@ -258,6 +266,31 @@ def _address_hex_digits(ip: Column) -> Column:
     # Invalid text yields "", which no network prefix matches.
     ipv6_digits = F.concat_ws("", _expand_hextets(ip))
     return F.when(ip.rlike(_IPV4_PATTERN), ipv4_digits).otherwise(ipv6_digits)
+
+
+def _ipv4_in_networks(ip: Column, networks: Sequence[_Network]) -> Column:
+    """Test a valid dotted IPv4 address against IPv4 networks by comparing its leading octets as text.
+
+    `substring_index` needs no regular expression or array, so the test stays cheap on every event.
+    """
+    whole_octet_prefixes: dict[int, list[str]] = {}
+    tests: list[Column] = []
+    for network in networks:
+        octets = str(network.network_address).split(".")
+        whole, partial_bits = divmod(network.prefixlen, 8)
+        if not partial_bits:
+            whole_octet_prefixes.setdefault(whole, []).append(".".join(octets[:whole]))
+            continue
+        # A prefix that ends inside an octet: whole octets as text, then the top bits of the next octet.
+        next_octet = F.substring_index(F.substring_index(ip, ".", whole + 1), ".", -1).cast("int")
+        shift = 8 - partial_bits
+        top_bits = F.shiftright(next_octet, shift) == int(octets[whole]) >> shift
+        tests.append(
+            top_bits if not whole else (F.substring_index(ip, ".", whole) == ".".join(octets[:whole])) & top_bits
+        )
+    for whole, prefixes in sorted(whole_octet_prefixes.items()):
+        tests.append(F.lit(True) if not whole else F.substring_index(ip, ".", whole).isin(prefixes))
+    return reduce(or_, tests)
 
 
 def _octet_hex_digits(octet: Column) -> Column:
