@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from delta.tables import DeltaTable
@@ -15,7 +17,7 @@ from smb_fanout import schemas
 from smb_fanout.config import Config
 from smb_fanout.maintain import run_maintain
 from smb_fanout.migrations import VERSION_PROPERTY, SchemaAheadError, stored_version
-from smb_fanout.tables import DuplicateKeyError, Tables, append, merge
+from smb_fanout.tables import DuplicateKeyError, Tables, append, merge, time_range
 
 T0 = datetime(2026, 11, 2, 10, 0)
 STATE_V1 = (
@@ -145,6 +147,32 @@ def test_merge_fails_on_stored_duplicate(spark: SparkSession, config: Config) ->
         match=r"after MERGE has more than one row for key \(.state_key.,\), for example \(.score.,\) \(1 repeated",
     ):
         merge(row.withColumn("windows_version", F.lit(2)), ref)
+
+
+def test_merge_reads_only_the_source_days(spark: SparkSession, config: Config) -> None:
+    # An hourly MERGE must not scan the whole history. The file of an older day
+    # is deleted behind Delta's back: a MERGE that read it would fail.
+    ref = Tables(config).host_addresses
+    ddl = "host_id string, host_name string, ip string, day date, first_seen timestamp, last_seen timestamp"
+    for offset in range(3):
+        day = T0 + timedelta(days=offset)
+        append(spark.createDataFrame([("h1", "WS1", "10.0.0.5", day.date(), day, day)], ddl), ref)
+    first_day_file = ref.read(spark).where(F.col("day") == T0.date()).select(F.input_file_name()).first()
+    assert first_day_file is not None
+    Path(urlparse(first_day_file[0]).path).unlink()
+    last_day = T0 + timedelta(days=2)
+    later = last_day + timedelta(hours=5)
+    update = spark.createDataFrame([("h1", "WS1", "10.0.0.5", last_day.date(), last_day, later)], ddl)
+
+    counts = merge(update, ref)
+
+    assert time_range(update, ref) == "`day` BETWEEN CAST('2026-11-04' AS date) AND CAST('2026-11-04' AS date)"
+    assert (counts.inserted, counts.updated) == (0, 1)
+    stored = ref.read(spark).where(F.col("day") >= (T0 + timedelta(days=1)).date()).collect()
+    assert sorted((row["day"], row["last_seen"]) for row in stored) == [
+        ((T0 + timedelta(days=1)).date(), T0 + timedelta(days=1)),
+        (last_day.date(), later),
+    ]
 
 
 def test_two_writers_retry_conflicts(spark: SparkSession, config: Config, caplog: pytest.LogCaptureFixture) -> None:

@@ -64,6 +64,17 @@ TABLE_KEYS = {
     "detector_runs": ("run_id",),
 }
 
+# The time column of each key that grows with the event history. MERGE limits
+# its target to the source's range of this column, so Delta skips the files of
+# older days instead of scanning the whole table on every hourly run.
+TIME_KEYS = {
+    "network_events": "event_date",
+    "host_addresses": "day",
+    "smb_contacts_hourly": "hour",
+    "smb_host_windows": "window_end",
+    "smb_detections": "window_end",
+}
+
 # Delta commit conflicts: another writer changed the table between this
 # transaction's read and its commit. Retrying re-reads the table.
 WRITE_CONFLICTS = (
@@ -277,6 +288,9 @@ def merge(
     source = materialize(conform(df, ref))
     assert_unique_keys(source, keys, f"MERGE source for {ref.sql_name}")
     condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    in_range = time_range(source, ref)
+    if in_range is not None:
+        condition += f" AND t.{in_range}"
 
     def execute() -> MergeCounts:
         builder = ref.delta(spark).alias("t").merge(source.alias("s"), condition)
@@ -292,10 +306,28 @@ def merge(
         return MergeCounts(inserted=int(result["num_inserted_rows"]), updated=int(result["num_updated_rows"]))
 
     counts = with_conflict_retry(execute, f"MERGE into {ref.sql_name}")
-    written = ref.read(spark).join(source.select(*keys).distinct(), list(keys), "left_semi")
+    target = ref.read(spark) if in_range is None else ref.read(spark).where(in_range)
+    written = target.join(source.select(*keys).distinct(), list(keys), "left_semi")
     assert_unique_keys(written, keys, f"{ref.sql_name} after MERGE")
     logger.info("merged into %s: %s inserted, %s updated", ref.sql_name, counts.inserted, counts.updated)
     return counts
+
+
+def time_range(df: DataFrame, ref: TableRef) -> str | None:
+    """SQL condition that holds for rows of `ref` inside the range of its time key that `df` covers.
+
+    Returns None when the table has no time key or `df` has no value in it.
+    The bounds go through text in the session time zone both ways, so no
+    Python clock is involved.
+    """
+    column = TIME_KEYS.get(ref.key)
+    if column is None:
+        return None
+    data_type = schemas.struct_type(TABLE_SCHEMAS[ref.key])[column].dataType.simpleString()
+    bounds = df.agg(F.min(column).cast("string").alias("low"), F.max(column).cast("string").alias("high")).first()
+    if bounds is None or bounds["low"] is None:
+        return None
+    return f"`{column}` BETWEEN CAST('{bounds['low']}' AS {data_type}) AND CAST('{bounds['high']}' AS {data_type})"
 
 
 def current_version(spark: SparkSession, ref: TableRef) -> int:
