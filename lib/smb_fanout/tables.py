@@ -317,17 +317,22 @@ def time_range(df: DataFrame, ref: TableRef) -> str | None:
     """SQL condition that holds for rows of `ref` inside the range of its time key that `df` covers.
 
     Returns None when the table has no time key or `df` has no value in it.
-    The bounds go through text in the session time zone both ways, so no
-    Python clock is involved.
+    The bounds are passed as epoch microseconds or days, not as text: local
+    time text is ambiguous in the hour a daylight saving change repeats.
     """
     column = TIME_KEYS.get(ref.key)
     if column is None:
         return None
     data_type = schemas.struct_type(TABLE_SCHEMAS[ref.key])[column].dataType.simpleString()
-    bounds = df.agg(F.min(column).cast("string").alias("low"), F.max(column).cast("string").alias("high")).first()
+    to_number, from_number = ("unix_date", "date_from_unix_date") if data_type == "date" else (
+        "unix_micros", "timestamp_micros"
+    )  # fmt: skip
+    bounds = df.agg(
+        F.expr(f"{to_number}(min(`{column}`))").alias("low"), F.expr(f"{to_number}(max(`{column}`))").alias("high")
+    ).first()
     if bounds is None or bounds["low"] is None:
         return None
-    return f"`{column}` BETWEEN CAST('{bounds['low']}' AS {data_type}) AND CAST('{bounds['high']}' AS {data_type})"
+    return f"`{column}` BETWEEN {from_number}({bounds['low']}) AND {from_number}({bounds['high']})"
 
 
 def current_version(spark: SparkSession, ref: TableRef) -> int:
