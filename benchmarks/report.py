@@ -64,6 +64,59 @@ def targets(runs: list[dict[str, Any]]) -> list[tuple[str, str, str, bool]]:
     ]  # fmt: skip
 
 
+# Steps whose wall time is fitted against events for the fixed and per-event costs.
+FITTED = ("ingest", "stats_build", "floor", "hourly", "naive_spark")
+
+
+def _count(value: float) -> str:
+    return f"{value / 1e6:,.1f} million" if value >= 1e6 else f"{value:,.0f}"
+
+
+def _line(events: list[float], seconds: list[float]) -> tuple[float, float]:
+    """Slope (seconds per event) and intercept (fixed seconds) of a straight-line fit."""
+    slope, intercept = np.polyfit(events, seconds, 1)
+    # Rounded so that a fit's tiny negative intercept does not print as -0.0.
+    return float(slope), round(float(intercept), 1) + 0.0
+
+
+def marginal_costs(runs: list[dict[str, Any]]) -> list[str]:
+    """Sentences on fixed and per-event costs, from straight-line fits over the 30-day fleets.
+
+    At small fleets the fixed cost of each job hides the per-event cost that
+    the targets are about, so the fits show where the ratios head as fleets grow.
+    """
+    by_size, _ = split_runs(runs)
+    events = [float(run["history_events"]) for run in by_size]
+    per_workstation = events[-1] / by_size[-1]["fleet"]["workstations"]
+    fits = {name: _line(events, [walls(run)[name] for run in by_size]) for name in FITTED}
+    (hourly_slope, hourly_fixed), (naive_slope, naive_fixed) = fits["hourly"], fits["naive_spark"]
+    (stats_slope, stats_fixed), (floor_slope, _) = fits["stats_build"], fits["floor"]
+    ingest_slope, ingest_fixed = fits["ingest"]
+    lines = [
+        f"- Ingest: {ingest_fixed:.1f} s fixed plus {ingest_slope * 1e6:.2f} s per million events; stats build: "
+        f"{stats_fixed:.1f} s fixed plus {stats_slope * 1e6:.2f} s per million; floor: {floor_slope * 1e6:.2f} s "
+        "per million.",
+        f"- Hourly cycle: {hourly_fixed:.1f} s fixed plus {hourly_slope * 1e6:.2f} s per million events of "
+        f"history; naive Spark SQL: {naive_fixed:.1f} s plus {naive_slope * 1e6:.2f} s per million.",
+    ]
+    gain = naive_slope - 10 * hourly_slope
+    if gain > 0:
+        reached = max(0.0, (10 * hourly_fixed - naive_fixed) / gain)
+        lines.append(
+            f"- On these lines the hourly cycle becomes 10x faster than the naive query at about "
+            f"{_count(reached)} events of 30-day history, about {reached / per_workstation:,.0f} "
+            "workstations at this benchmark's event rate."
+        )
+    else:
+        lines.append("- On these lines the hourly cycle never becomes 10x faster than the naive query.")
+    if floor_slope > 0:
+        lines.append(
+            f"- Stats build: {stats_fixed:.1f} s fixed plus {stats_slope / floor_slope:.1f}x the floor's cost per "
+            "event, so its ratio to the floor tends to that multiple as fleets grow."
+        )
+    return lines
+
+
 def _plot(runs: list[dict[str, Any]], folder: Path) -> list[str]:
     by_size, by_days = split_runs(runs)
     folder.mkdir(parents=True, exist_ok=True)
@@ -112,6 +165,10 @@ def write_page(results: dict[str, Any], page: Path) -> None:
         _row(["target", "limit", "measured", "met"]),
         _row(["---"] * 4),
         *[_row([target, limit, measured, "yes" if met else "no"]) for target, limit, measured, met in targets(runs)],
+        "",
+        "Fixed and per-event costs, from straight-line fits of wall time against events over the 30-day fleets:",
+        "",
+        *marginal_costs(runs),
         "",
         "## Wall seconds per step",
         "",
