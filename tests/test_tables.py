@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from urllib.parse import urlparse
+from datetime import datetime, timedelta
 
 import pytest
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from smb_fanout import schemas
 from smb_fanout.config import Config
 from smb_fanout.maintain import run_maintain
 from smb_fanout.migrations import VERSION_PROPERTY, SchemaAheadError, stored_version
-from smb_fanout.tables import DuplicateKeyError, Tables, append, merge, time_range
+from smb_fanout.tables import DuplicateKeyError, Tables, append, merge
 
 T0 = datetime(2026, 11, 2, 10, 0)
 STATE_V1 = (
@@ -147,73 +145,6 @@ def test_merge_fails_on_stored_duplicate(spark: SparkSession, config: Config) ->
         match=r"after MERGE has more than one row for key \(.state_key.,\), for example \(.score.,\) \(1 repeated",
     ):
         merge(row.withColumn("windows_version", F.lit(2)), ref)
-
-
-def test_merge_reads_only_the_source_days(spark: SparkSession, config: Config) -> None:
-    # An hourly MERGE must not scan the whole history. The file of an older day
-    # is deleted behind Delta's back: a MERGE that read it would fail.
-    ref = Tables(config).host_addresses
-    ddl = "host_id string, host_name string, ip string, day date, first_seen timestamp, last_seen timestamp"
-    for offset in range(3):
-        day = T0 + timedelta(days=offset)
-        append(spark.createDataFrame([("h1", "WS1", "10.0.0.5", day.date(), day, day)], ddl), ref)
-    first_day_file = ref.read(spark).where(F.col("day") == T0.date()).select(F.input_file_name()).first()
-    assert first_day_file is not None
-    Path(urlparse(first_day_file[0]).path).unlink()
-    last_day = T0 + timedelta(days=2)
-    later = last_day + timedelta(hours=5)
-    update = spark.createDataFrame([("h1", "WS1", "10.0.0.5", last_day.date(), last_day, later)], ddl)
-
-    counts = merge(update, ref)
-
-    days = (last_day.date() - date(1970, 1, 1)).days
-    assert time_range(update, ref) == f"`day` BETWEEN date_from_unix_date({days}) AND date_from_unix_date({days})"
-    assert (counts.inserted, counts.updated) == (0, 1)
-    stored = ref.read(spark).where(F.col("day") >= (T0 + timedelta(days=1)).date()).collect()
-    assert sorted((row["day"], row["last_seen"]) for row in stored) == [
-        ((T0 + timedelta(days=1)).date(), T0 + timedelta(days=1)),
-        (last_day.date(), later),
-    ]
-
-
-def window_row(spark: SparkSession, end_micros: int, attempts: int) -> DataFrame:
-    """One `smb_host_windows` row for host h1 ending at `end_micros` (epoch microseconds, UTC)."""
-    return spark.range(1).select(
-        F.lit("h1").alias("host_id"),
-        F.lit("WS1").alias("host_name"),
-        F.timestamp_micros(F.lit(end_micros - 5 * 3_600_000_000)).alias("window_start"),
-        F.timestamp_micros(F.lit(end_micros)).alias("window_end"),
-        F.lit(1).alias("distinct_destinations"),
-        F.lit(0).alias("new_destination_count"),
-        F.lit(None).alias("new_destinations"),
-        F.lit(attempts).alias("attempts"),
-        F.lit(0).alias("failures"),
-        F.lit(0.0).alias("failure_ratio"),
-        F.lit(0).alias("new_attempts"),
-        F.lit(0).alias("new_failures"),
-        F.lit(None).alias("actor_processes"),
-        F.lit(None).alias("causality_processes"),
-        F.lit(None).alias("command_lines"),
-    )
-
-
-def test_merge_range_in_repeated_dst_hour(spark: SparkSession, config: Config) -> None:
-    # 05:00 and 06:00 UTC on 1 November 2026 are both 01:00 in New York. Bounds
-    # passed as local time text pointed at 05:00, and the update of 06:00 became a second row.
-    ref = Tables(config).smb_host_windows
-    first = int(datetime(2026, 11, 1, 5, tzinfo=UTC).timestamp()) * 1_000_000
-    second = first + 3_600_000_000
-    previous = spark.conf.get("spark.sql.session.timeZone")
-    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
-    try:
-        append(window_row(spark, first, 1), ref)
-        append(window_row(spark, second, 1), ref)
-        counts = merge(window_row(spark, second, 7), ref)
-        rows = ref.read(spark).select(F.unix_micros("window_end").alias("end"), "attempts").collect()
-    finally:
-        spark.conf.set("spark.sql.session.timeZone", previous or "UTC")
-    assert (counts.inserted, counts.updated) == (0, 1)
-    assert sorted((row["end"], row["attempts"]) for row in rows) == [(first, 1), (second, 7)]
 
 
 def test_two_writers_retry_conflicts(spark: SparkSession, config: Config, caplog: pytest.LogCaptureFixture) -> None:

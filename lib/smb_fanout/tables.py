@@ -64,17 +64,6 @@ TABLE_KEYS = {
     "detector_runs": ("run_id",),
 }
 
-# The time column of each key that grows with the event history. MERGE limits
-# its target to the source's range of this column, so Delta skips the files of
-# older days instead of scanning the whole table on every hourly run.
-TIME_KEYS = {
-    "network_events": "event_date",
-    "host_addresses": "day",
-    "smb_contacts_hourly": "hour",
-    "smb_host_windows": "window_end",
-    "smb_detections": "window_end",
-}
-
 # Delta commit conflicts: another writer changed the table between this
 # transaction's read and its commit. Retrying re-reads the table.
 WRITE_CONFLICTS = (
@@ -288,9 +277,6 @@ def merge(
     source = materialize(conform(df, ref))
     assert_unique_keys(source, keys, f"MERGE source for {ref.sql_name}")
     condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
-    in_range = time_range(source, ref)
-    if in_range is not None:
-        condition += f" AND t.{in_range}"
 
     def execute() -> MergeCounts:
         builder = ref.delta(spark).alias("t").merge(source.alias("s"), condition)
@@ -306,33 +292,10 @@ def merge(
         return MergeCounts(inserted=int(result["num_inserted_rows"]), updated=int(result["num_updated_rows"]))
 
     counts = with_conflict_retry(execute, f"MERGE into {ref.sql_name}")
-    target = ref.read(spark) if in_range is None else ref.read(spark).where(in_range)
-    written = target.join(source.select(*keys).distinct(), list(keys), "left_semi")
+    written = ref.read(spark).join(source.select(*keys).distinct(), list(keys), "left_semi")
     assert_unique_keys(written, keys, f"{ref.sql_name} after MERGE")
     logger.info("merged into %s: %s inserted, %s updated", ref.sql_name, counts.inserted, counts.updated)
     return counts
-
-
-def time_range(df: DataFrame, ref: TableRef) -> str | None:
-    """SQL condition that holds for rows of `ref` inside the range of its time key that `df` covers.
-
-    Returns None when the table has no time key or `df` has no value in it.
-    The bounds are passed as epoch microseconds or days, not as text: local
-    time text is ambiguous in the hour a daylight saving change repeats.
-    """
-    column = TIME_KEYS.get(ref.key)
-    if column is None:
-        return None
-    data_type = schemas.struct_type(TABLE_SCHEMAS[ref.key])[column].dataType.simpleString()
-    to_number, from_number = ("unix_date", "date_from_unix_date") if data_type == "date" else (
-        "unix_micros", "timestamp_micros"
-    )  # fmt: skip
-    bounds = df.agg(
-        F.expr(f"{to_number}(min(`{column}`))").alias("low"), F.expr(f"{to_number}(max(`{column}`))").alias("high")
-    ).first()
-    if bounds is None or bounds["low"] is None:
-        return None
-    return f"`{column}` BETWEEN {from_number}({bounds['low']}) AND {from_number}({bounds['high']})"
 
 
 def current_version(spark: SparkSession, ref: TableRef) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
 
 from smb_fanout import checkpoints
 from smb_fanout.config import Config
@@ -25,8 +26,7 @@ from smb_fanout.ingest.reader import (
     read_parquet_rows,
     read_text_lines,
 )
-from smb_fanout.ingest.redact import redact_command_line
-from smb_fanout.tables import Tables, append, materialize, merge, time_range
+from smb_fanout.tables import Tables, append, merge
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,7 @@ def classify_rows(parsed: DataFrame, existing_events: DataFrame) -> DataFrame:
     over the SMB-layer rows of the same connection.
     """
     first_of_id = Window.partitionBy("event_id").orderBy("source_priority", "source_file", "source_row")
-    # Only quarantined rows keep their raw text; dropping it here keeps the cached batch small.
-    valid = parsed.where(F.col("reason").isNull()).withColumn("raw", F.lit(None).cast("string"))
+    valid = parsed.where(F.col("reason").isNull())
     known = existing_events.select("event_date", "event_id").withColumn("_known", F.lit(True))
     ranked = (
         valid.withColumn("_rank", F.row_number().over(first_of_id))
@@ -148,37 +147,35 @@ def run_ingest(
         parsed = parse_files(spark, files, fmt)
         if transform is not None:
             parsed = transform(parsed)
-        # Only stored events of the batch's days can be its duplicates; the rest of the table is skipped.
-        existing = tables.network_events.read(spark)
-        batch_days = time_range(parsed, tables.network_events)
-        classified = classify_rows(parsed, existing if batch_days is None else existing.where(batch_days))
-        # Computed once, before any row is written, so the written rows cannot be
-        # re-read as duplicates of themselves. A local checkpoint stores rows as
-        # they are; a columnar cache spent longer compressing the batch than
-        # classifying it.
-        classified = materialize(classified.withColumn("ingested_at", F.current_timestamp()))
-        result = _count(classified, run_id)
-        result.unreadable_files = unreadable
-        # Insert-only MERGE on the event id: another ingest of the same file
-        # running at the same time conflicts, retries and then inserts nothing.
-        counts = merge(classified.where(F.col("status") == WRITTEN), tables.network_events, insert_only=True)
-        _reconcile(result, counts.inserted)
-        checkpoints.reached("ingest.events_merged")
-        quarantine = classified.where(F.col("status") == QUARANTINED).select(
-            "source_file",
-            "source_row",
-            "source_format",
-            "reason",
-            # Redacted here, not in normalize: the rules are costly and only quarantined rows keep their text.
-            F.substring(redact_command_line(F.col("raw")), 1, config.ingest.max_raw_chars).alias("raw"),
-            F.lit(run_id).alias("ingest_run_id"),
-            F.col("ingested_at").alias("quarantined_at"),
-        )
-        if result.rows_quarantined:
-            # A file named twice in one run gives identical rows for a line; one is kept.
-            unique = quarantine.dropDuplicates(["source_file", "source_row"])
-            merge(unique, tables.quarantined_events, insert_only=True)
-        checkpoints.reached("ingest.quarantine_merged")
+        classified = classify_rows(parsed, tables.network_events.read(spark))
+        classified = classified.withColumn("ingested_at", F.current_timestamp()).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            # Counting first materializes the cache, so the statuses are decided
+            # before any row is written and the written rows cannot be re-read as
+            # duplicates of themselves.
+            result = _count(classified, run_id)
+            result.unreadable_files = unreadable
+            # Insert-only MERGE on the event id: another ingest of the same file
+            # running at the same time conflicts, retries and then inserts nothing.
+            counts = merge(classified.where(F.col("status") == WRITTEN), tables.network_events, insert_only=True)
+            _reconcile(result, counts.inserted)
+            checkpoints.reached("ingest.events_merged")
+            quarantine = classified.where(F.col("status") == QUARANTINED).select(
+                "source_file",
+                "source_row",
+                "source_format",
+                "reason",
+                F.substring(F.col("raw"), 1, config.ingest.max_raw_chars).alias("raw"),
+                F.lit(run_id).alias("ingest_run_id"),
+                F.col("ingested_at").alias("quarantined_at"),
+            )
+            if result.rows_quarantined:
+                # A file named twice in one run gives identical rows for a line; one is kept.
+                unique = quarantine.dropDuplicates(["source_file", "source_row"])
+                merge(unique, tables.quarantined_events, insert_only=True)
+            checkpoints.reached("ingest.quarantine_merged")
+        finally:
+            classified.unpersist()
         _record_run(spark, config, result)
         record.rows_read = result.rows_read
         record.rows_written = result.rows_written

@@ -66,7 +66,7 @@ def normalize_events(df: DataFrame) -> DataFrame:
         "source_row",
         "source_format",
         "_priority",
-        "raw",
+        redact_command_line(F.col("raw")).alias("raw"),
         F.col("event_id").alias("_given_event_id"),
         event_time.alias("event_time"),
         F.col("event_time").alias("_event_time_text"),

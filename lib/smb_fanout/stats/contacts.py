@@ -7,7 +7,6 @@ from pyspark.sql import functions as F
 
 from smb_fanout.config import DetectorConfig
 from smb_fanout.ipaddr import ip_in_cidrs, is_link_local, is_non_destination
-from smb_fanout.tables import materialize
 
 UNRESOLVED_PREFIX = "ip:"
 FAILED_OUTCOMES = ("failure", "blocked")
@@ -95,9 +94,9 @@ def _sorted_process_counts(counted: DataFrame, keys: list[str], alias: str) -> D
     )
 
 
-def _process_counts(per_process: DataFrame, keys: list[str], name: str, path: str) -> DataFrame:
-    counted = per_process.groupBy(*keys, F.col(name).alias("name"), F.col(path).alias("path")).agg(
-        F.sum("attempts").alias("count")
+def _process_counts(contacts: DataFrame, keys: list[str], name: str, path: str) -> DataFrame:
+    counted = contacts.groupBy(*keys, F.col(name).alias("name"), F.col(path).alias("path")).agg(
+        F.count(F.lit(1)).alias("count")
     )
     return _sorted_process_counts(counted, keys, "processes")
 
@@ -130,45 +129,23 @@ def hourly_contacts(resolved: DataFrame) -> DataFrame:
     Adds attempts, failures, first and last time, the destination IP (the
     lowest when several), actor and causality processes with counts, and up to
     ten distinct command lines. Novelty columns are added later.
-
-    The contacts are read once: they are counted per key and process pair,
-    and that much smaller result is stored as a local checkpoint and summed
-    three ways.
     """
+    hour = F.date_trunc("hour", F.col("event_time"))
+    keyed = resolved.withColumn("hour", hour)
     keys = ["host_id", "destination_id", "hour"]
-    actor = [F.col("actor_process_name").alias("actor_name"), F.col("actor_process_path").alias("actor_path")]
-    cause = [
-        F.col("causality_process_name").alias("cause_name"),
-        F.col("causality_process_path").alias("cause_path"),
-    ]
     failed = F.col("outcome").isin(*FAILED_OUTCOMES)
-    per_process = materialize(
-        resolved.withColumn("hour", F.date_trunc("hour", F.col("event_time")))
-        .groupBy(*keys, *actor, *cause)
-        .agg(
-            F.max("host_name").alias("host_name"),
-            F.min("remote_ip").alias("destination_ip"),
-            F.max("destination_resolved").alias("destination_resolved"),
-            F.count(F.lit(1)).alias("attempts"),
-            F.sum(F.when(failed, 1).otherwise(0)).cast("long").alias("failures"),
-            F.min("event_time").alias("first_time"),
-            F.max("event_time").alias("last_time"),
-            F.collect_set("actor_process_command_line").alias("command_lines"),
-        )
-    )
-    command_lines = F.array_sort(F.array_distinct(F.flatten(F.collect_list("command_lines"))))
-    base = per_process.groupBy(*keys).agg(
+    base = keyed.groupBy(*keys).agg(
         F.max("host_name").alias("host_name"),
-        F.min("destination_ip").alias("destination_ip"),
+        F.min("remote_ip").alias("destination_ip"),
         F.max("destination_resolved").alias("destination_resolved"),
-        F.sum("attempts").alias("attempts"),
-        F.sum("failures").alias("failures"),
-        F.min("first_time").alias("first_time"),
-        F.max("last_time").alias("last_time"),
-        F.slice(command_lines, 1, MAX_COMMAND_LINES).alias("command_lines"),
+        F.count(F.lit(1)).alias("attempts"),
+        F.sum(F.when(failed, 1).otherwise(0)).cast("long").alias("failures"),
+        F.min("event_time").alias("first_time"),
+        F.max("event_time").alias("last_time"),
+        F.slice(F.array_sort(F.collect_set("actor_process_command_line")), 1, MAX_COMMAND_LINES).alias("command_lines"),
     )
-    actors = _process_counts(per_process, keys, "actor_name", "actor_path")
-    causes = _process_counts(per_process, keys, "cause_name", "cause_path")
+    actors = _process_counts(keyed, keys, "actor_process_name", "actor_process_path")
+    causes = _process_counts(keyed, keys, "causality_process_name", "causality_process_path")
     return (
         base.join(actors.withColumnRenamed("processes", "actor_processes"), keys, "left")
         .join(causes.withColumnRenamed("processes", "causality_processes"), keys, "left")
