@@ -68,19 +68,19 @@ def targets(runs: list[dict[str, Any]]) -> list[tuple[str, str, str, bool]]:
 FITTED = ("ingest", "stats_build", "floor", "hourly", "naive_spark")
 
 
-def _count(value: float) -> str:
+def _format_count(value: float) -> str:
     return f"{value / 1e6:,.1f} million" if value >= 1e6 else f"{value:,.0f}"
 
 
 def _line(events: list[float], seconds: list[float]) -> tuple[float, float]:
-    """Slope (seconds per event) and intercept (fixed seconds) of a straight-line fit."""
+    """Fit a straight line and return its slope (seconds per event) and intercept (fixed seconds)."""
     slope, intercept = np.polyfit(events, seconds, 1)
     # Rounded so that a fit's tiny negative intercept does not print as -0.0.
     return float(slope), round(float(intercept), 1) + 0.0
 
 
 def marginal_costs(runs: list[dict[str, Any]]) -> list[str]:
-    """Sentences on fixed and per-event costs, from straight-line fits over the 30-day fleets.
+    """Return sentences on fixed and per-event costs, from straight-line fits over the 30-day fleets.
 
     At small fleets the fixed cost of each job hides the per-event cost that
     the targets are about, so the fits show where the ratios head as fleets grow.
@@ -104,7 +104,7 @@ def marginal_costs(runs: list[dict[str, Any]]) -> list[str]:
         reached = max(0.0, (10 * hourly_fixed - naive_fixed) / gain)
         lines.append(
             f"- On these lines the hourly cycle becomes 10x faster than the naive query at about "
-            f"{_count(reached)} events of 30-day history, about {reached / per_workstation:,.0f} "
+            f"{_format_count(reached)} events of 30-day history, about {reached / per_workstation:,.0f} "
             "workstations at this benchmark's event rate."
         )
     else:

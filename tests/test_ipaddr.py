@@ -344,7 +344,7 @@ def test_ip_in_cidrs_any_of_several(spark: SparkSession) -> None:
     assert results == [True, True, True, False, False]
 
 
-def test_ip_in_cidrs_several_of_one_prefix_length(spark: SparkSession) -> None:
+def test_ip_in_cidrs_same_prefix_length(spark: SparkSession) -> None:
     cidrs = ["10.0.0.0/8", "12.0.0.0/8", "192.168.0.0/16", "192.170.0.0/16", "0.0.0.0/32"]
     values = ["10.9.9.9", "11.0.0.1", "12.255.255.255", "192.168.3.4", "192.169.0.1", "192.170.255.0", "0.0.0.0"]
 

@@ -71,15 +71,15 @@ def normalize_ip(col: Column) -> Column:
         NULL, empty, `-` or not a valid IPv4 or IPv6 address. IPv4 octets with
         leading zeros (`010.1.1.1`) are invalid.
     """
-    given = col.cast("string")
-    text = _strip_zone_id(_strip_brackets(F.lower(_trim_whitespace(given))))
+    as_text = col.cast("string")
+    text = _strip_zone_id(_strip_brackets(F.lower(_trim_whitespace(as_text))))
     general = _let(
         text,
         lambda value: F.when(value.rlike(_IPV4_PATTERN), value).otherwise(_normalize_ipv6(value)),
     )
     # Most events carry a plain IPv4 address. Spark compiles this test to Java
     # but interprets `transform`, so such addresses skip the `transform`.
-    return F.when(given.rlike(_IPV4_PATTERN), given).otherwise(general)
+    return F.when(as_text.rlike(_IPV4_PATTERN), as_text).otherwise(general)
 
 
 def ip_in_cidrs(ip: Column, cidrs: Sequence[str]) -> Column:
