@@ -57,7 +57,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: setup lint
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q --numprocesses 2 --dist loadfile --durations=15
 
 # Generates fleets of three sizes and three history lengths and writes
 # docs/benchmarks.md; its time at the default sizes is not measured yet. BENCH_ARGS passes options

@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -195,32 +196,25 @@ def _finish(process: subprocess.Popen, expected: int) -> None:
     assert process.returncode == expected, output.decode(errors="replace")[-3000:]
 
 
-def test_time_zones_match_utc(spark: SparkSession, reference: tuple, deliveries: list[Path], tmp_path: Path) -> None:
-    tokyo = _driver(tmp_path / "tokyo", deliveries[0].parent, "Asia/Tokyo")
-    # New York in this process: session and process time zone, across the DST change.
-    new_york = ops_config(tmp_path / "new_york")
-    previous = spark.conf.get("spark.sql.session.timeZone")
-    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
-    os.environ["TZ"] = "America/New_York"
+@contextmanager
+def _time_zone(spark: SparkSession, zone: str) -> Iterator[None]:
+    """Run the block with the JVM default, the Spark session and this process in `zone`."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    previous_jvm = jvm.java.util.TimeZone.getDefault()
+    previous_session = spark.conf.get("spark.sql.session.timeZone") or "UTC"
+    jvm.java.util.TimeZone.setDefault(jvm.java.util.TimeZone.getTimeZone(zone))
+    spark.conf.set("spark.sql.session.timeZone", zone)
+    os.environ["TZ"] = zone
     time.tzset()
     try:
-        run_schedule(spark, new_york, deliveries)
+        yield
     finally:
-        spark.conf.set("spark.sql.session.timeZone", previous or "UTC")
+        jvm.java.util.TimeZone.setDefault(previous_jvm)
+        spark.conf.set("spark.sql.session.timeZone", previous_session)
         os.environ["TZ"] = "UTC"
         time.tzset()
-    assert snapshot(spark, new_york) == reference[1]
-    _finish(tokyo, 0)
-    assert snapshot(spark, ops_config(tmp_path / "tokyo")) == reference[1]
 
-
-# Steps where a driver process is killed, one per job, in the order a schedule reaches them.
-KILL_STEPS = (
-    "ingest.events_merged",
-    "stats.hourly_merged",
-    "fit.version_registered",
-    "score.detections_merged",
-)
 
 # Every step of the scheduled jobs, in the order a schedule reaches them. The
 # first delivery reaches all but the last two; the third reaches those.
@@ -251,31 +245,35 @@ def _crash_at(step: str) -> Callable[[], None]:
     return checkpoints.on_step(step, crash)
 
 
-def test_killed_runs_match_uninterrupted(
+def test_killed_tokyo_driver_recovers(
     spark: SparkSession, reference: tuple, deliveries: list[Path], tmp_path: Path
 ) -> None:
-    root = tmp_path / "crashed"
-    for step in KILL_STEPS:
-        _finish(_driver(root, deliveries[0].parent, kill_at=step), -signal.SIGKILL)
+    # SIGKILL runs no handler: the driver stops right after the first MERGE commit.
+    # Its JVM starts in Tokyo time, and the rerun here finishes in UTC.
+    root = tmp_path / "killed"
+    _finish(_driver(root, deliveries[0].parent, "Asia/Tokyo", kill_at="ingest.events_merged"), -signal.SIGKILL)
+    assert not (root / "finished" / "0").exists()
     config = ops_config(root)
     run_schedule(spark, config, deliveries)
     assert snapshot(spark, config) == reference[1]
 
 
-def test_crash_at_every_step_matches_uninterrupted(
+def test_step_crashes_recover_in_new_york(
     spark: SparkSession, reference: tuple, deliveries: list[Path], tmp_path: Path
 ) -> None:
+    # New York time crosses the end of daylight saving time on 2026-11-01.
     config = ops_config(tmp_path / "crashed")
     crashed: list[str] = []
-    for step in CRASH_STEPS:
-        remove = _crash_at(step)
-        try:
-            run_schedule(spark, config, deliveries)
-        except Crash as crash:
-            crashed.append(str(crash))
-        finally:
-            remove()
-    run_schedule(spark, config, deliveries)
+    with _time_zone(spark, "America/New_York"):
+        for step in CRASH_STEPS:
+            remove = _crash_at(step)
+            try:
+                run_schedule(spark, config, deliveries)
+            except Crash as crash:
+                crashed.append(str(crash))
+            finally:
+                remove()
+        run_schedule(spark, config, deliveries)
     assert crashed == list(CRASH_STEPS)
     assert snapshot(spark, config) == reference[1]
 
