@@ -43,6 +43,11 @@ def _ints(text: str) -> list[int]:
         raise typer.BadParameter(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
+def _folder_bytes(folder: Path) -> int:
+    """Return the size of the Parquet files under `folder`, Delta log excluded."""
+    return sum(path.stat().st_size for path in folder.rglob("*.parquet") if "_delta_log" not in path.parts)
+
+
 def run_fleet(spark: Any, fleet: BenchFleet, work: Path, cores: int) -> dict[str, Any]:
     """Generate one fleet, run every step on it and return the measurements."""
     from smb_fanout.config import load_config
@@ -104,11 +109,13 @@ def run_fleet(spark: Any, fleet: BenchFleet, work: Path, cores: int) -> dict[str
         .collect()
     )
     ingest = results["ingest"]
+    events_path = Tables(config).network_events.path
     return {
         "name": name,
         "fleet": asdict(fleet),
         "history_events": ingest.rows_read,
         "events_written": ingest.rows_written,
+        "events_table_bytes": _folder_bytes(events_path) if events_path is not None else 0,
         "steps": [asdict(measured) for measured in steps],
         "attackers": attacker_hosts(fleet),
         "pipeline_alerts": alerted,
@@ -122,7 +129,7 @@ def main(
     sizes: Annotated[
         str,
         typer.Option(help="Workstation counts of the fleets with 30 days of history, comma-separated (two or more)."),
-    ] = "2000,6000,18000",
+    ] = "150,300,600",
     history_days: Annotated[str, typer.Option(help="History lengths in days for the middle fleet.")] = "7,14,30",
     events_per_host_day: Annotated[int, typer.Option(help="Events each workstation logs per day.")] = 60,
     work_dir: Annotated[Path, typer.Option(help="Folder for generated events and tables (emptied per fleet).")] = (

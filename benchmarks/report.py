@@ -117,6 +117,67 @@ def marginal_costs(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+# The sizing page's fleet: 100,000 endpoints logging 200 million SMB events a day.
+SIZING_EVENTS_PER_DAY = 200_000_000
+# Assumption: office hours concentrate a day's traffic, so the busiest hour
+# carries this multiple of the average hour.
+SIZING_PEAK_FACTOR = 2.5
+# Assumption: share of the cores' time a Spark job keeps busy on a cluster.
+SIZING_EFFICIENCY = 0.7
+# Seconds within which the hourly cycle should finish, leaving the rest of the hour for retries.
+SIZING_BUDGET_S = 900
+SIZING_CORES_PER_WORKER = 8
+
+
+def sizing(runs: list[dict[str, Any]], cores: int) -> list[str]:
+    """Return an estimate of cluster size and hourly run time for `SIZING_EVENTS_PER_DAY`, from the per-event fits.
+
+    The hourly cycle ingests the hour's new events and adds them to the
+    statistics, so its variable cost is the ingest and stats build cost per
+    event. The fixed cost of one cycle does not shrink with more cores.
+    """
+    by_size, _ = split_runs(runs)
+    events = [float(run["history_events"]) for run in by_size]
+    ingest_slope, _ = _line(events, [walls(run)["ingest"] for run in by_size])
+    stats_slope, _ = _line(events, [walls(run)["stats_build"] for run in by_size])
+    _, hourly_fixed = _line(events, [walls(run)["hourly"] for run in by_size])
+    core_seconds_per_event = (ingest_slope + stats_slope) * cores
+    average_hour = SIZING_EVENTS_PER_DAY / 24
+    peak_hour = average_hour * SIZING_PEAK_FACTOR
+    peak_core_seconds = peak_hour * core_seconds_per_event
+    budget = SIZING_BUDGET_S - max(hourly_fixed, 0.0)
+    needed_cores = math.ceil(peak_core_seconds / (budget * SIZING_EFFICIENCY)) if budget > 0 else 0
+    workers = max(1, math.ceil(needed_cores / SIZING_CORES_PER_WORKER))
+    cluster_cores = workers * SIZING_CORES_PER_WORKER
+
+    def run_time(hour_events: float) -> float:
+        return max(hourly_fixed, 0.0) + hour_events * core_seconds_per_event / (cluster_cores * SIZING_EFFICIENCY)
+
+    lines = [
+        f"- Measured: ingest plus stats cost {core_seconds_per_event * 1e6:,.1f} core-seconds per million events "
+        f"here; one hourly cycle has {hourly_fixed:.1f} s of fixed cost.",
+        f"- Load: {SIZING_EVENTS_PER_DAY / 1e6:,.0f} million SMB events a day is {_format_count(average_hour)} "
+        f"events in an average hour; the estimate plans for a peak hour of {SIZING_PEAK_FACTOR}x that, "
+        f"{_format_count(peak_hour)} events ({peak_core_seconds / 3600:,.1f} core-hours).",
+    ]
+    if needed_cores:
+        lines.append(
+            f"- Cluster: {workers} workers of {SIZING_CORES_PER_WORKER} cores ({cluster_cores} cores) finish the peak "
+            f"hour in about {run_time(peak_hour) / 60:,.1f} minutes and an average hour in about "
+            f"{run_time(average_hour) / 60:,.1f} minutes, at {SIZING_EFFICIENCY:.0%} of the cores busy."
+        )
+    else:
+        lines.append(f"- Cluster: the fixed cost alone exceeds the {SIZING_BUDGET_S} s budget of one hourly cycle.")
+    largest = by_size[-1]
+    if largest.get("events_table_bytes"):
+        per_event = largest["events_table_bytes"] / largest["history_events"]
+        lines.append(
+            f"- Storage: the events table takes {per_event:,.0f} bytes per event, about "
+            f"{per_event * SIZING_EVENTS_PER_DAY / 1e9:,.0f} GB a day before compaction."
+        )
+    return lines
+
+
 def _plot(runs: list[dict[str, Any]], folder: Path) -> list[str]:
     by_size, by_days = split_runs(runs)
     folder.mkdir(parents=True, exist_ok=True)
@@ -169,6 +230,13 @@ def write_page(results: dict[str, Any], page: Path) -> None:
         "Fixed and per-event costs, from straight-line fits of wall time against events over the 30-day fleets:",
         "",
         *marginal_costs(runs),
+        "",
+        "## Sizing estimate",
+        "",
+        "An estimate, not a measurement: the per-event costs above, scaled to a fleet of 100,000 endpoints. "
+        "`docs/sizing.md` gives the assumptions, partitioning and cluster settings.",
+        "",
+        *sizing(runs, results["spark_cores"]),
         "",
         "## Wall seconds per step",
         "",

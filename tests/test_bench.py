@@ -88,3 +88,34 @@ def test_bench_page_lists_targets(tmp_path: Path) -> None:
     assert "10x faster than the naive query at about 750 events of 30-day history, about 75 workstations" in text
     assert "- Stats build: 0.0 s fixed plus 1.2x the floor's cost per event" in text
     assert (tmp_path / "img" / "benchmarks.png").stat().st_size > 10_000
+
+
+def test_sizing_scales_per_event_cost() -> None:
+    from benchmarks.report import sizing
+
+    def run(workstations: int, events: int) -> dict:
+        # 10 s fixed per step, 1 ms per event for ingest and for stats, on 2 cores.
+        steps = {"ingest": 10 + events / 1000, "stats_build": 10 + events / 1000, "hourly_ingest": 4.0,
+                 "hourly_stats": 3.0, "hourly_score": 3.0}  # fmt: skip
+        return {
+            "name": f"ws{workstations}-d30",
+            "fleet": {"workstations": workstations, "days": 30},
+            "history_events": events,
+            "events_table_bytes": events * 40,
+            "steps": [{"step": name, "wall_s": wall} for name, wall in steps.items()],
+        }
+
+    lines = sizing([run(100, 1_000), run(200, 2_000), run(400, 4_000)], cores=2)
+    # 2 ms of wall on 2 cores is 4,000 core-seconds per million events.
+    assert lines[0] == (
+        "- Measured: ingest plus stats cost 4,000.0 core-seconds per million events here; "
+        "one hourly cycle has 10.0 s of fixed cost."
+    )
+    # Peak hour: 8.3 million x 2.5 = 20.8 million events, 83,333 core-seconds (23.1 core-hours).
+    assert "a peak hour of 2.5x that, 20.8 million events (23.1 core-hours)" in lines[1]
+    # 83,333 / (890 s x 0.7) = 134 cores: 17 workers of 8 cores. Peak: 10 s + 83,333 / (136 x 0.7) = 14.8 min.
+    assert lines[2] == (
+        "- Cluster: 17 workers of 8 cores (136 cores) finish the peak hour in about 14.8 minutes "
+        "and an average hour in about 6.0 minutes, at 70% of the cores busy."
+    )
+    assert lines[3] == "- Storage: the events table takes 40 bytes per event, about 8 GB a day before compaction."
