@@ -11,6 +11,8 @@ file and to the page `docs/benchmarks.md` with its plots.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import sys
 from dataclasses import asdict
@@ -41,6 +43,18 @@ def _ints(text: str) -> list[int]:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise typer.BadParameter(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def spark_cores(master: str, default_parallelism: int) -> int:
+    """Return the cores that run tasks: N of a `local[N]` master, else Spark's default parallelism.
+
+    Locally the default parallelism is set to the shuffle partitions, which
+    can exceed the cores.
+    """
+    match = re.fullmatch(r"local\[(\d+|\*)\]", master)
+    if match is None:
+        return default_parallelism
+    return (os.cpu_count() or 1) if match.group(1) == "*" else int(match.group(1))
 
 
 def _folder_bytes(folder: Path) -> int:
@@ -157,7 +171,7 @@ def main(
         ],
     )
     spark = get_spark(config, app_name="smb-fanout-bench")
-    cores = spark.sparkContext.defaultParallelism
+    cores = spark_cores(spark.sparkContext.master or "", spark.sparkContext.defaultParallelism)
     middle = size_list[len(size_list) // 2]
     plan = [BenchFleet(workstations=size, days=30, events_per_host_day=events_per_host_day) for size in size_list]
     plan += [

@@ -162,8 +162,8 @@ def sizing(runs: list[dict[str, Any]], cores: int) -> list[str]:
     ]
     if needed_cores:
         lines.append(
-            f"- Cluster: {workers} workers of {SIZING_CORES_PER_WORKER} cores ({cluster_cores} cores) finish the peak "
-            f"hour in about {run_time(peak_hour) / 60:,.1f} minutes and an average hour in about "
+            f"- Cluster: {cluster_cores} cores in workers of {SIZING_CORES_PER_WORKER} ({workers} in all). The peak "
+            f"hour takes about {run_time(peak_hour) / 60:,.1f} minutes and an average hour about "
             f"{run_time(average_hour) / 60:,.1f} minutes, at {SIZING_EFFICIENCY:.0%} of the cores busy."
         )
     else:

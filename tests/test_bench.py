@@ -115,7 +115,14 @@ def test_sizing_scales_per_event_cost() -> None:
     assert "a peak hour of 2.5x that, 20.8 million events (23.1 core-hours)" in lines[1]
     # 83,333 / (890 s x 0.7) = 134 cores: 17 workers of 8 cores. Peak: 10 s + 83,333 / (136 x 0.7) = 14.8 min.
     assert lines[2] == (
-        "- Cluster: 17 workers of 8 cores (136 cores) finish the peak hour in about 14.8 minutes "
-        "and an average hour in about 6.0 minutes, at 70% of the cores busy."
+        "- Cluster: 136 cores in workers of 8 (17 in all). The peak hour takes about 14.8 minutes "
+        "and an average hour about 6.0 minutes, at 70% of the cores busy."
     )
     assert lines[3] == "- Storage: the events table takes 40 bytes per event, about 8 GB a day before compaction."
+
+
+def test_spark_cores_of_local_master() -> None:
+    from benchmarks.bench import spark_cores
+
+    assert spark_cores("local[2]", 4) == 2
+    assert spark_cores("spark://127.0.0.1:7077", 4) == 4
