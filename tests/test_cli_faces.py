@@ -128,3 +128,27 @@ def test_alert_budget_restores_alias(tmp_path: Path, capsys: pytest.CaptureFixtu
     message = " ".join(capsys.readouterr().err.split())
     assert "31.50 alerts per day" in message
     assert "moved back to version 1" in message
+
+
+def test_candidate_fit_waits_for_promote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A candidate version leaves the champion alone until `promote` moves the alias to it."""
+    import mlflow
+
+    root = f"storage.local_root={tmp_path}"
+    config = load_config("local", [root])
+    experiment = configure(config)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        champion = register_fit(config, run.info.run_id, 5)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        candidate = register_fit(config, run.info.run_id, 5, move_alias=False)
+    assert current_champion(config) == champion
+
+    run_app(["--set", root, "promote", candidate.version])
+    assert current_champion(config) == candidate
+    assert "moved from version 1 to version 2" in " ".join(capsys.readouterr().out.split())
+
+    with pytest.raises(SystemExit) as failed:
+        run_app(["--set", root, "promote", "9"])
+    assert failed.value.code == 1
+    assert current_champion(config) == candidate
+    assert "has no version '9'" in " ".join(capsys.readouterr().err.split())

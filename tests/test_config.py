@@ -19,7 +19,7 @@ def test_defaults_match_spec() -> None:
     assert detector.activation_days == 14
     assert detector.dedup_hours == 24
     assert detector.min_new_destinations == 5
-    assert detector.highly_rare_fraction == 0.0001
+    assert detector.p_highly_rare == 0.0001
     assert detector.medium_multiplier == 3.0
     assert detector.internal_cidrs == ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +36,8 @@ class TableNames(_Frozen):
     smb_stats_state: str = "smb_stats_state"
     smb_thresholds: str = "smb_thresholds"
     smb_process_rarity: str = "smb_process_rarity"
+    smb_destination_popularity: str = "smb_destination_popularity"
+    host_roles: str = "host_roles"
     smb_detections: str = "smb_detections"
     smb_alerts: str = "smb_alerts"
     smb_score_state: str = "smb_score_state"
@@ -70,9 +74,10 @@ class DetectorConfig(_Frozen):
     activation_days: int = Field(14, ge=0, le=365)
     dedup_hours: int = Field(24, ge=1, le=24 * 14)
     min_new_destinations: int = Field(5, ge=1)
-    host_quantile: float = Field(0.99, gt=0, lt=1)
-    fleet_quantile: float = Field(0.99, gt=0, lt=1)
-    highly_rare_fraction: float = Field(0.0001, gt=0, lt=1)
+    p_abnormal: float = Field(0.001, gt=0, lt=0.5)
+    p_highly_rare: float = Field(0.0001, gt=0, lt=0.5)
+    common_destination_fraction: float = Field(0.2, gt=0, le=1)
+    fleet_change_min_hosts: int = Field(10, ge=2)
     fanout_min_destinations: int = Field(2, ge=1)
     medium_multiplier: float = Field(3.0, gt=1)
     medium_failure_ratio: float = Field(0.5, ge=0, le=1)
@@ -101,6 +106,59 @@ class DetectorConfig(_Frozen):
     @classmethod
     def _lower(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(name.lower() for name in names)
+
+
+class NamingRule(_Frozen):
+    pattern: str
+    group: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"invalid regular expression {pattern!r}: {err}") from err
+        return pattern
+
+
+class PeersConfig(_Frozen):
+    naming_rules: tuple[NamingRule, ...] = ()
+    subnet_prefix_v4: int = Field(24, ge=8, le=32)
+    subnet_prefix_v6: int = Field(64, ge=16, le=128)
+    min_hosts: int = Field(5, ge=2)
+
+
+class Exclusion(_Frozen):
+    value: str
+    owner: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    expires: date
+
+
+class HostExclusion(Exclusion):
+    pass
+
+
+class ProcessExclusion(Exclusion):
+    pass
+
+
+class DestinationExclusion(Exclusion):
+    @field_validator("value")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            ipaddress.ip_network(value, strict=True)
+        except ValueError as err:
+            raise ValueError(f"invalid CIDR {value!r}: {err}") from err
+        return value
+
+
+class ExclusionsConfig(_Frozen):
+    hosts: tuple[HostExclusion, ...] = ()
+    processes: tuple[ProcessExclusion, ...] = ()
+    destination_cidrs: tuple[DestinationExclusion, ...] = ()
 
 
 class IngestConfig(_Frozen):
@@ -148,6 +206,8 @@ class Config(_Frozen):
     environment: str = "local"
     storage: StorageConfig = StorageConfig()
     detector: DetectorConfig = DetectorConfig()
+    peers: PeersConfig = PeersConfig()
+    exclusions: ExclusionsConfig = ExclusionsConfig()
     ingest: IngestConfig = IngestConfig()
     mlflow: MlflowConfig = MlflowConfig()
     spark: SparkConfig = SparkConfig()

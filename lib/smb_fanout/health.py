@@ -33,7 +33,7 @@ _ROW_DDL = (
     "run_id string, job string, started_at timestamp, finished_at timestamp, status string, "
     "rows_read long, rows_written long, rows_quarantined long, rows_late long, rows_too_late long, "
     "hosts_scored long, alerts_opened long, alerts_updated long, duration_s double, model_version string, "
-    "status_reason string"
+    "status_reason string, detections_excluded long, expired_exclusions string"
 )
 
 
@@ -53,6 +53,8 @@ class RunRecord:
     alerts_opened: int | None = None
     alerts_updated: int | None = None
     model_version: str | None = None
+    detections_excluded: int | None = None
+    expired_exclusions: str | None = None
     reasons: list[str] = field(default_factory=list)
 
     def degrade(self, reason: str) -> None:
@@ -111,6 +113,8 @@ def _write(spark: SparkSession, config: Config, record: RunRecord, status: str, 
         duration,
         record.model_version,
         "; ".join(record.reasons) or None,
+        record.detections_excluded,
+        record.expired_exclusions,
     )
     frame = spark.createDataFrame([row], _ROW_DDL)
     if status == RUNNING:

@@ -322,3 +322,33 @@ def _prefix_matches(digits: Column, network: _Network) -> Column:
 
     prefix_length = len(prefixes[0])
     return (F.length(digits) == width) & F.substring(digits, 1, prefix_length).isin(prefixes)
+
+
+def subnet_of(ip: Column, v4_prefix: int, v6_prefix: int) -> Column:
+    """The network of a normalized address as CIDR text: `10.1.2.0/24`, or `fd00:0:0:1::/64`.
+
+    The IPv6 prefix is rounded down to whole hextets. Text that is not an
+    address gives NULL.
+    """
+    octets = F.split(ip, r"\.")
+    as_int = F.aggregate(
+        F.transform(octets, lambda octet: octet.cast("long")),
+        F.lit(0).cast("long"),
+        lambda acc, octet: acc * 256 + octet,
+    )
+    masked = F.shiftleft(F.shiftright(as_int, 32 - v4_prefix), 32 - v4_prefix)
+    v4 = F.concat(
+        F.concat_ws(".", *[(F.shiftright(masked, shift) % 256).cast("string") for shift in (24, 16, 8, 0)]),
+        F.lit(f"/{v4_prefix}"),
+    )
+    kept = v6_prefix // 16
+    hextets = F.slice(_expand_hextets(ip), 1, kept)
+    v6 = F.concat(
+        F.concat_ws(":", F.transform(hextets, lambda h: F.regexp_replace(h, "^0{1,3}", ""))),
+        F.lit(f"::/{kept * 16}"),
+    )
+    return (
+        F.when(ip.rlike(r"^\d{1,3}(\.\d{1,3}){3}$") & (F.size(octets) == 4), v4)
+        .when(ip.contains(":") & (F.size(hextets) == kept), v6)
+        .otherwise(F.lit(None).cast("string"))
+    )

@@ -81,8 +81,12 @@ def _threshold_model_class() -> type:
     return ThresholdModel
 
 
-def register_fit(config: Config, run_id: str, min_new_destinations: int) -> ModelVersion:
-    """Log the decision rule in the active run, register it and point the alias at the new version."""
+def register_fit(config: Config, run_id: str, min_new_destinations: int, move_alias: bool = True) -> ModelVersion:
+    """Log the decision rule in the active run and register it; point the alias at it unless `move_alias` is false.
+
+    A version registered without the alias is a candidate: `promote` moves
+    the alias to it later.
+    """
     import mlflow
     from mlflow import MlflowClient
 
@@ -94,8 +98,11 @@ def register_fit(config: Config, run_id: str, min_new_destinations: int) -> Mode
         info = _log_model(mlflow, model_class(min_new_destinations), config.mlflow.model_name)
     version = str(info.registered_model_version)
     checkpoints.reached("fit.version_registered")
-    client = MlflowClient()
-    client.set_registered_model_alias(config.mlflow.model_name, config.mlflow.alias, version)
+    if not move_alias:
+        MlflowClient().set_model_version_tag(config.mlflow.model_name, version, "candidate", "true")
+        logger.info("registered %s version %s as a candidate", config.mlflow.model_name, version)
+        return ModelVersion(config.mlflow.model_name, version, run_id)
+    MlflowClient().set_registered_model_alias(config.mlflow.model_name, config.mlflow.alias, version)
     logger.info("registered %s version %s as @%s", config.mlflow.model_name, version, config.mlflow.alias)
     return ModelVersion(config.mlflow.model_name, version, run_id)
 
@@ -129,6 +136,28 @@ def champion(config: Config) -> ModelVersion:
     if version.run_id is None:
         raise ModelNotFoundError(f"model version {version.version} has no run id")
     return ModelVersion(config.mlflow.model_name, str(version.version), version.run_id)
+
+
+def model_version(config: Config, version: str) -> ModelVersion:
+    """Look up one registered version of the configured model.
+
+    Raises:
+        ModelNotFoundError: the version is not registered.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure(config)
+    try:
+        found = MlflowClient().get_model_version(config.mlflow.model_name, version)
+    except MlflowException as err:
+        raise ModelNotFoundError(
+            f"model {config.mlflow.model_name!r} has no version {version!r}: "
+            "list the versions in the MLflow UI or run `smb-fanout fit --candidate`"
+        ) from err
+    if found.run_id is None:
+        raise ModelNotFoundError(f"model version {version} has no run id")
+    return ModelVersion(config.mlflow.model_name, str(found.version), found.run_id)
 
 
 def set_alias(config: Config, version: str) -> None:

@@ -164,10 +164,15 @@ DETECTOR_RUNS = """
     alerts_updated BIGINT,
     duration_s DOUBLE,
     model_version STRING,
-    status_reason STRING
+    status_reason STRING,
+    detections_excluded BIGINT,
+    expired_exclusions STRING
 """
 
-# One row per host per fitted model; `host_id` '*' is the fleet row.
+# One row per host per fitted model; `host_id` '*' is the fleet row and
+# '*peer:<group>' the row of a peer group, for hosts the model has not seen.
+# `host_quantile` is the model's count quantile before the
+# `min_new_destinations` floor; `fleet_floor` is that floor.
 SMB_THRESHOLDS = """
     model_run_id STRING NOT NULL,
     host_id STRING NOT NULL,
@@ -183,7 +188,29 @@ SMB_THRESHOLDS = """
     showed_fanout BOOLEAN NOT NULL,
     training_start TIMESTAMP NOT NULL,
     training_end TIMESTAMP NOT NULL,
-    fitted_at TIMESTAMP NOT NULL
+    fitted_at TIMESTAMP NOT NULL,
+    peer_group STRING,
+    peer_rule STRING,
+    prior_source STRING,
+    prior_hosts BIGINT,
+    prior_mean DOUBLE,
+    predictive_mean DOUBLE,
+    predictive_size DOUBLE
+"""
+
+# Fleet hosts that reached each destination in a model's training period.
+SMB_DESTINATION_POPULARITY = """
+    model_run_id STRING NOT NULL,
+    destination_id STRING NOT NULL,
+    hosts BIGINT NOT NULL,
+    host_fraction DOUBLE NOT NULL
+"""
+
+# Peer group of each host, loaded from a CMDB or directory export.
+HOST_ROLES = """
+    host_id STRING NOT NULL,
+    peer_group STRING NOT NULL,
+    source STRING
 """
 
 # Share of hosts that used each actor process for SMB in a model's training period.
@@ -215,7 +242,15 @@ SMB_DETECTIONS = f"""
     baseline_windows_observed BIGINT,
     model_name STRING NOT NULL,
     model_version STRING NOT NULL,
-    model_run_id STRING NOT NULL
+    model_run_id STRING NOT NULL,
+    peer_group STRING,
+    insufficient_history BOOLEAN,
+    tail_probability DOUBLE,
+    common_destination_count BIGINT,
+    excluded_destination_count BIGINT,
+    fleet_change_destination_count BIGINT,
+    predictive_mean DOUBLE,
+    exclusion STRING
 """
 
 SMB_ALERTS = f"""
@@ -262,7 +297,13 @@ SMB_ALERTS = f"""
     detected_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
     opened_through TIMESTAMP,
-    detection_delay_s BIGINT
+    detection_delay_s BIGINT,
+    peer_group STRING,
+    insufficient_history BOOLEAN,
+    tail_probability DOUBLE,
+    common_destination_count BIGINT,
+    excluded_destination_count BIGINT,
+    fleet_change_destination_count BIGINT
 """
 
 
@@ -284,6 +325,10 @@ class Migration:
 
 
 CHANGE_FEED = (("delta.enableChangeDataFeed", "true"),)
+_DETECTION_MODEL_COLUMNS = (
+    "peer_group STRING, insufficient_history BOOLEAN, tail_probability DOUBLE, "
+    "common_destination_count BIGINT, excluded_destination_count BIGINT, fleet_change_destination_count BIGINT"
+)
 
 # Every table created before schema versions existed is version 1. A table's
 # current version is 1 + the number of its migrations; the DDL above is always
@@ -302,10 +347,22 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
     ),
     "smb_host_windows": (Migration(2, properties=CHANGE_FEED, cluster_by=("host_id", "window_end")),),
     "smb_stats_state": (Migration(2, "events_version BIGINT"),),
-    "smb_detections": (Migration(2, cluster_by=("host_id", "window_end")),),
+    "smb_thresholds": (
+        Migration(
+            2,
+            "peer_group STRING, peer_rule STRING, prior_source STRING, prior_hosts BIGINT, prior_mean DOUBLE, "
+            "predictive_mean DOUBLE, predictive_size DOUBLE",
+        ),
+    ),
+    "smb_detections": (
+        Migration(2, cluster_by=("host_id", "window_end")),
+        Migration(3, _DETECTION_MODEL_COLUMNS + ", predictive_mean DOUBLE, exclusion STRING"),
+    ),
     "smb_alerts": (
         Migration(2, "opened_through TIMESTAMP, detection_delay_s BIGINT", cluster_by=("host_id", "window_end")),
+        Migration(3, _DETECTION_MODEL_COLUMNS),
     ),
+    "detector_runs": (Migration(2, "detections_excluded BIGINT, expired_exclusions STRING"),),
 }
 
 

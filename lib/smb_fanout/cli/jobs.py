@@ -103,6 +103,14 @@ def fit(
             "A fit above it exits with code 1 and the alias moves back to the previous version.",
         ),
     ] = None,
+    candidate: Annotated[
+        bool,
+        typer.Option(
+            "--candidate",
+            help="Register the fitted version without moving the alias; `smb-fanout promote VERSION` moves it later. "
+            "Combine with --set detector.KEY=VALUE to try other parameters.",
+        ),
+    ] = False,
 ) -> None:
     """Fit thresholds on the training period, log an MLflow run and move the champion alias to it."""
     from smb_fanout.fit.job import run_fit
@@ -110,17 +118,43 @@ def fit(
     options: Options = ctx.obj
     config = options.config()
     end = parse_time(training_end)
-    previous = current_champion(config) if alert_budget is not None else None
-    result = run_fit(spark_session(config), config, end)
-    if alert_budget is not None and result.expected_alerts_per_day > alert_budget:
+    previous = current_champion(config) if alert_budget is not None and not candidate else None
+    result = run_fit(spark_session(config), config, end, candidate=candidate)
+    if alert_budget is not None and result.expected_alerts_per_day > alert_budget and not candidate:
         enforce_alert_budget(config, result, alert_budget, previous)
+    placement = "a candidate (the alias did not move)" if candidate else f"@{config.mlflow.alias}"
     finish(
         options,
         render.to_jsonable(result),
         f"fit: {result.hosts} hosts, training {result.training_start} to {result.training_end}, fleet floor "
         f"{result.fleet_floor:g}, highly rare tail {result.fleet_tail_threshold:g}, "
         f"{result.expected_alerts_per_day:.2f} expected alerts per day; model {result.model.name} "
-        f"version {result.model.version} is @{config.mlflow.alias}",
+        f"version {result.model.version} is {placement}",
+    )
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Registered model version to move the alias to.")],
+) -> None:
+    """Move the champion alias to a registered model version, for example a candidate fit."""
+    from smb_fanout.registry import ModelNotFoundError, model_version, set_alias
+
+    options: Options = ctx.obj
+    config = options.config()
+    previous = current_champion(config)
+    try:
+        target = model_version(config, version)
+    except ModelNotFoundError as err:
+        render.error_console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(EXIT_FAILED) from err
+    set_alias(config, target.version)
+    before = f"version {previous.version}" if previous is not None else "no version"
+    finish(
+        options,
+        {"model": target.name, "version": target.version, "run_id": target.run_id, "previous": before},
+        f"promote: {target.name} @{config.mlflow.alias} moved from {before} to version {target.version}",
     )
 
 

@@ -170,4 +170,13 @@ def reason_sentence(alert: DataFrame) -> Column:
         F.size("severity_reasons") > 0,
         F.concat(F.lit("; severity Medium because "), F.array_join("severity_reasons", " and ")),
     )
-    return F.concat(base, F.coalesce(rare, F.lit("")), F.coalesce(severity, F.lit("")), F.lit("."))
+    baseline = F.when(
+        F.coalesce(F.col("insufficient_history"), F.lit(False)),
+        F.format_string(
+            "; the host has less history than the activation period, so its threshold comes from the %s baseline (%s)",
+            F.coalesce(F.col("baseline_source"), F.lit("fleet")),
+            F.coalesce(F.col("peer_group"), F.lit("fleet")),
+        ),
+    )
+    parts = [base, rare, severity, baseline]
+    return F.concat(*[F.coalesce(part, F.lit("")) for part in parts], F.lit("."))

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from smb_fanout import checkpoints, registry
 from smb_fanout.config import Config
+from smb_fanout.fit.peers import assign_peer_groups
 from smb_fanout.health import recorded_run
 from smb_fanout.score import alerts as A
-from smb_fanout.score.detect import ABNORMAL, detect
+from smb_fanout.score.detect import ABNORMAL, ModelTables, detect, expired_exclusions
 from smb_fanout.stats.job import read_state
 from smb_fanout.tables import Tables, current_version, materialize, merge, read_changes
 
@@ -99,17 +100,29 @@ def run_score(
         windows = materialize(windows)
         record.rows_read = windows.count()
         record.hosts_scored = windows.select("host_id").distinct().count()
-        thresholds = tables.smb_thresholds.read(spark).where(F.col("model_run_id") == model.run_id)
-        rarity = tables.smb_process_rarity.read(spark).where(F.col("model_run_id") == model.run_id)
-        first_seen = tables.host_addresses.read(spark).groupBy("host_id").agg(F.min("first_seen").alias("first_seen"))
-        found = detect(windows, thresholds, rarity, first_seen, state.fleet_first_seen, config.detector, model)
+        model_tables = ModelTables(
+            tables.smb_thresholds.read(spark).where(F.col("model_run_id") == model.run_id),
+            tables.smb_process_rarity.read(spark).where(F.col("model_run_id") == model.run_id),
+            tables.smb_destination_popularity.read(spark).where(F.col("model_run_id") == model.run_id),
+        )
+        found = detect(
+            windows, model_tables, scored_hosts(spark, config, windows), state.fleet_first_seen, config, model
+        )
         found = materialize(found)
         detection_count = found.count()
+        record.detections_excluded = found.where(F.col("exclusion").isNotNull()).count() if detection_count else 0
+        expired = expired_exclusions(config.exclusions, datetime.now(UTC).date())
+        if expired:
+            logger.warning("expired allowlist entries no longer apply: %s", "; ".join(expired))
+            record.expired_exclusions = "; ".join(expired)
         opened, updated = 0, 0
         if detection_count:
             merge(found, tables.smb_detections)
             checkpoints.reached("score.detections_merged")
-            opened, updated = _write_alerts(spark, config, found, state.processed_through)
+            if detection_count > record.detections_excluded:
+                opened, updated = _write_alerts(
+                    spark, config, found.where(F.col("exclusion").isNull()), state.processed_through
+                )
             checkpoints.reached("score.alerts_merged")
         if incremental:
             _write_score_state(spark, config, version, state.processed_through)
@@ -133,6 +146,18 @@ def run_score(
         model.version,
     )
     return ScoreResult(lower, upper, detection_count, opened, updated, model, record.rows_read or 0)
+
+
+def scored_hosts(spark: SparkSession, config: Config, windows: DataFrame) -> DataFrame:
+    """`host_id`, `first_seen` and `peer_group` of the hosts in `windows`."""
+    tables = Tables(config)
+    addresses = tables.host_addresses.read(spark)
+    hosts = (
+        addresses.join(windows.select("host_id").distinct(), "host_id", "left_semi")
+        .groupBy("host_id")
+        .agg(F.min("first_seen").alias("first_seen"), F.max_by("host_name", "last_seen").alias("host_name"))
+    )
+    return assign_peer_groups(hosts, tables.host_roles.read(spark), addresses, config.peers)
 
 
 def _write_score_state(spark: SparkSession, config: Config, version: int, scored_through: datetime) -> None:
@@ -182,7 +207,12 @@ def _write_alerts(spark: SparkSession, config: Config, new: DataFrame, processed
     since = first_new.join(anchors.select("host_id", "anchor_start"), "host_id", "left").select(
         "host_id", F.least("anchor_start", "_first_new").alias("_since")
     )
-    relevant = tables.smb_detections.read(spark).join(since, "host_id").where(F.col("window_end") >= F.col("_since"))
+    relevant = (
+        tables.smb_detections.read(spark)
+        .where(F.col("exclusion").isNull())
+        .join(since, "host_id")
+        .where(F.col("window_end") >= F.col("_since"))
+    )
     episodes = A.assign_episodes(
         relevant.drop("_since"), anchors.select("host_id", "anchor_start"), detector.dedup_hours
     )
@@ -229,6 +259,12 @@ def build_alerts(episodes: DataFrame, hourly: DataFrame, processed_through: date
         "model_name",
         "model_version",
         "model_run_id",
+        "peer_group",
+        "insufficient_history",
+        "tail_probability",
+        "common_destination_count",
+        "excluded_destination_count",
+        "fleet_change_destination_count",
     )
     joined = (
         counts.join(peak, keys)
