@@ -116,7 +116,7 @@ def test_table_ahead_of_code_fails(spark: SparkSession, config: Config) -> None:
         VERSION_PROPERTY, "9"
     ).execute()
     with pytest.raises(
-        SchemaAheadError, match=r"smb_alerts` has schema version 9, but this smb-fanout writes version 2"
+        SchemaAheadError, match=r"smb_alerts` has schema version 9, but this smb-fanout writes version 3"
     ):
         ref.read(spark)
 

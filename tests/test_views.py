@@ -34,7 +34,12 @@ def write_runs(spark: SparkSession, config: Config) -> None:
         ("r4", "score", day2 + hour, day2 + 2 * hour, "succeeded", 0, 0, 0, 41, 0, 2, 180.0, "4"),
     ]
     frame = spark.createDataFrame(runs, DETECTOR_RUNS_DDL).select(
-        "*", F.lit(None).alias("rows_late"), F.lit(None).alias("rows_too_late"), F.lit(None).alias("status_reason")
+        "*",
+        F.lit(None).alias("rows_late"),
+        F.lit(None).alias("rows_too_late"),
+        F.lit(None).alias("status_reason"),
+        F.lit(None).alias("detections_excluded"),
+        F.lit(None).alias("expired_exclusions"),
     )
     append(frame, Tables(config).detector_runs)
 

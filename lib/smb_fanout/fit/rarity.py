@@ -87,9 +87,9 @@ def group_priors(hosts: DataFrame, effective_fraction: float) -> DataFrame:
     repeat the same contacts, so the evidence of n windows is n times it.
 
     The prior's mean is the group's pooled rate. Its variance is the spread
-    of host rates beyond what Poisson noise explains (method of moments); it
-    is floored so that a group of identical hosts still leaves room for a
-    host to differ. The size follows from the variance of the counts within
+    of host rates beyond what Poisson noise explains (method of moments).
+    The variance has a floor of mean² / 4, so a group of identical hosts
+    still leaves room for a host to differ. The size follows from the variance of the counts within
     hosts beyond their mean, pooled with weights n.
     """
     n = F.col("windows_observed").cast("double")
