@@ -10,7 +10,7 @@ export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export TZ := UTC
 
-.PHONY: run test lint jars setup clean chromium bench
+.PHONY: run test lint jars setup clean chromium bench evaluate
 
 setup: $(BIN)/.installed $(JARS_STAMP) chromium
 
@@ -64,6 +64,11 @@ test: setup lint
 # options to benchmarks/bench.py, for example BENCH_ARGS="--sizes 600,1200,2400".
 bench: setup
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+
+# Runs the labelled scenario library (500 workstations, 45 days) and writes
+# docs/evaluation.md. EVALUATE_ARGS passes options, for example "--repeats 2".
+evaluate: setup
+	$(BIN)/smb-fanout --set storage.local_root=.smb-fanout/evaluation evaluate --output docs/evaluation.md $(EVALUATE_ARGS)
 
 clean:
 	rm -rf $(ROOT)/tables $(ROOT)/mlflow $(ROOT)/demo

@@ -212,8 +212,19 @@ def test_hourly_chain_and_schedules() -> None:
     daily = [task["task_key"] for task in JOBS["smb_fanout_daily"]["tasks"]]
     assert daily == ["maintain", "fit", "views"]
     assert JOBS["smb_fanout_weekly"]["schedule"]["quartz_cron_expression"] == "0 30 4 ? * SUN"
-    [weekly] = JOBS["smb_fanout_weekly"]["tasks"]
-    assert weekly["python_wheel_task"]["parameters"][-2:] == ["maintain", "--full"]
+    weekly = {task["task_key"]: task for task in JOBS["smb_fanout_weekly"]["tasks"]}
+    assert list(weekly) == ["evaluate", "maintain"]
+    assert weekly["maintain"]["python_wheel_task"]["parameters"][-2:] == ["maintain", "--full"]
+
+
+def test_weekly_evaluation_stays_out_of_production() -> None:
+    """The evaluation replaces the tables of its schema, so it must never use the production schema or model."""
+    [evaluate] = [task for task in JOBS["smb_fanout_weekly"]["tasks"] if task["task_key"] == "evaluate"]
+    parameters = evaluate["python_wheel_task"]["parameters"]
+    assert "storage.schema=${var.schema}_evaluation" in parameters
+    assert "mlflow.model_name=${var.catalog}.${var.schema}_evaluation.${var.model_name}" in parameters
+    clusters = {c["job_cluster_key"]: c["new_cluster"] for c in JOBS["smb_fanout_weekly"]["job_clusters"]}
+    assert clusters[evaluate["job_cluster_key"]]["num_workers"] == 0
 
 
 def test_every_variable_described_and_used() -> None:

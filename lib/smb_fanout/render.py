@@ -159,3 +159,82 @@ def alert_detail(alert: dict[str, Any]) -> Table:
     for line in alert.get("command_lines") or []:
         table.add_row("command line", line)
     return table
+
+
+def evaluation_table(result: Any) -> Table:
+    """Build a table of an `EvaluationResult`: one row per scenario class."""
+    table = Table(title=f"Scenario library: {result.hosts} hosts, {result.host_days:,.0f} host-days scored")
+    for name in ("class", "kind", "expected", "instances", "alerted", "recall", "min to detect", "Low", "Medium", "ok"):
+        table.add_column(name, justify="left" if name in {"class", "kind", "expected"} else "right")
+    for item in result.classes:
+        table.add_row(
+            item.scenario,
+            item.kind,
+            item.expected,
+            str(item.instances),
+            str(item.alerted),
+            "" if item.recall is None else f"{item.recall:.2f}",
+            "" if item.median_minutes_to_detect is None else f"{item.median_minutes_to_detect:.0f}",
+            str(item.low_alerts),
+            str(item.medium_alerts),
+            "yes" if item.meets_expectation else "[red]no[/red]",
+        )
+    return table
+
+
+def explanation(result: Any) -> list[Any]:
+    """Render an `Explanation` as tables and lines for the console."""
+    alert, detection = result.alert, result.detection or {}
+    versions = ", ".join(f"{k} v{v}" for k, v in sorted((alert.get("input_versions") or {}).items()))
+    decision = Table(title=f"Alert {alert['alert_id'][:12]} on {alert.get('host_name') or alert['host_id']}")
+    decision.add_column("evidence")
+    decision.add_column("value")
+    rows = [
+        ("alert", f"{alert['variation']}, severity {alert['severity']}"),
+        ("period", f"{alert['window_start']} to {alert['window_end']} UTC"),
+        ("model", f"{alert['model_name']} version {alert['model_version']} (run {alert['model_run_id']})"),
+        ("tables read", versions),
+        ("baseline", f"{alert.get('baseline_source')} (peer group {alert.get('peer_group')})"),
+        ("insufficient history", str(alert.get("insufficient_history"))),
+        ("baseline size", f"{alert.get('baseline_windows_observed')} windows of the host in training"),
+        ("usual new destinations per window", _cell(alert.get("baseline_mean_new_destinations"))),
+        ("predicted new destinations per window", _cell(detection.get("predictive_mean"))),
+        ("peak window", f"{detection.get('window_end')}: {detection.get('new_destination_count')} new destinations"),
+        ("threshold", f"{alert['threshold']:g} (fleet highly rare tail {alert['fleet_tail_threshold']:g})"),
+        ("tail probability", _cell(alert.get("tail_probability"))),
+        ("not counted", _not_counted(alert)),
+        ("tier", result.variation_explanation),
+        ("severity", "; ".join(result.severity_explanation)),
+    ]
+    for name, value in rows:
+        decision.add_row(name, value)
+    destinations = Table(title="New destinations")
+    for name in ("destination", "address", "resolved", "first contact", "attempts", "failures", "fleet hosts"):
+        destinations.add_column(name)
+    for d in result.destinations:
+        destinations.add_row(
+            d["destination_id"],
+            d["destination_ip"],
+            "yes" if d["resolved"] else "no",
+            str(d["first_time"]),
+            str(d["attempts"]),
+            str(d["failures"]),
+            str(d["fleet_hosts_in_training"]),
+        )
+    if result.reproduced:
+        verdict = "re-derived from those table versions: the stored decision is reproduced"
+    elif result.detection is None:
+        verdict = "[red]re-derived from those table versions: no detection, the stored decision is not reproduced[/red]"
+    else:
+        changes = "; ".join(f"{k}: stored {a!r}, re-derived {b!r}" for k, (a, b) in result.differences.items())
+        verdict = f"[red]re-derived from those table versions, with differences: {changes}[/red]"
+    return [decision, destinations, verdict]
+
+
+def _not_counted(alert: dict[str, Any]) -> str:
+    parts = {
+        "common in the fleet": alert.get("common_destination_count"),
+        "fleet change": alert.get("fleet_change_destination_count"),
+        "allowlisted range": alert.get("excluded_destination_count"),
+    }
+    return ", ".join(f"{count} {name}" for name, count in parts.items() if count) or "none"

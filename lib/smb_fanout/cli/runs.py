@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -172,3 +174,53 @@ def replay(
     with render.step_progress(DEMO_STEPS) as on_step:
         result = run_replay(spark, config, trace, input_format, workstations=workstations, days=days, on_step=on_step)
     _report(options, config, result, "Replay")
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    workstations: Annotated[int, typer.Option(help="Workstations in the generated library fleet.")] = 500,
+    days: Annotated[int, typer.Option(help="Days of generated history; the last third is scored.")] = 45,
+    repeats: Annotated[int, typer.Option(help="Instances of each scenario class.")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same library.")] = 11,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write the results page (Markdown) to this file, for example docs/evaluation.md."),
+    ] = None,
+) -> None:
+    """Run the labelled scenario library through the pipeline and measure recall and false alerts per class.
+
+    Tables and the generated files go under storage.local_root, and earlier
+    tables there are replaced: point it at a folder or schema of its own. The
+    figures are logged as an MLflow run named `evaluate`.
+    """
+    from smb_fanout.evaluation import DEFAULT_LIBRARY, log_to_mlflow, render_page, run_evaluation
+
+    options: Options = ctx.obj
+    config = options.config()
+    spec = dataclasses.replace(
+        DEFAULT_LIBRARY,
+        workstations=workstations,
+        days=days,
+        scenario_repeats=repeats,
+        seed=seed,
+        file_servers=max(DEFAULT_LIBRARY.file_servers, 3 + 4 * repeats),
+    )
+    result = run_evaluation(spark_session(config), config, spec)
+    run_id = log_to_mlflow(config, result)
+    command = f"smb-fanout evaluate --workstations {workstations} --days {days} --repeats {repeats} --seed {seed}"
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(render_page(result, command), encoding="utf-8")
+    if options.as_json:
+        render.print_json({"result": result, "mlflow_run_id": run_id, "page": str(output) if output else None})
+    else:
+        render.console.print(render.evaluation_table(result))
+        render.console.print(
+            f"precision {result.precision if result.precision is not None else 'n/a'}, "
+            f"{result.false_alerts_per_1000_host_days:.2f} false alerts per 1,000 host-days; MLflow run {run_id}"
+        )
+        if output is not None:
+            render.console.print(f"results page: {output}")
+    if not all(item.meets_expectation for item in result.classes):
+        raise typer.Exit(1)

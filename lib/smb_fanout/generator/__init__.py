@@ -15,6 +15,7 @@ from pathlib import Path
 
 from smb_fanout.generator.model import DAY_MS, ROLES, TECHNIQUE, ExtraHost, FleetSpec, GeneratedFleet, _Fleet, _Timeline
 from smb_fanout.generator.plan import _plan_attacks, _plan_hosts, _validate_spec
+from smb_fanout.generator.scenarios import plan_scenarios, scenario_events
 from smb_fanout.generator.traffic import _attack_events_by_day
 from smb_fanout.generator.writer import _host_entry, _write_events, _write_json
 
@@ -45,16 +46,25 @@ def generate_fleet(spec: FleetSpec, out_dir: Path) -> GeneratedFleet:
     timeline = _Timeline(end_ms - spec.days * DAY_MS, end_ms)
     fleet = _Fleet(spec, timeline, _plan_hosts(spec, rng, timeline))
     fleet.attacks = _plan_attacks(fleet, rng)
+    # A separate random stream keeps a fleet without scenarios byte-identical to before.
+    planned = plan_scenarios(fleet, random.Random(f"{spec.seed}/scenarios"), spec.scenarios, spec.scenario_repeats)
 
     events_dir = out_dir / "events"
     events_dir.mkdir(parents=True, exist_ok=True)
     for old in events_dir.glob("events-*.jsonl"):
         old.unlink()
     attack_events, labels = _attack_events_by_day(fleet)
+    extra_events, scenario_labels = scenario_events(fleet, planned)
+    for day, events in extra_events.items():
+        attack_events.setdefault(day, []).extend(events)
     event_count, first_seen = _write_events(fleet, attack_events, events_dir)
 
     hosts_path = out_dir / "hosts.json"
     labels_path = out_dir / "labels.json"
     _write_json(hosts_path, [_host_entry(host, first_seen) for host in fleet.hosts])
     _write_json(labels_path, labels)
-    return GeneratedFleet(events_dir, labels_path, hosts_path, event_count, len(labels))
+    scenarios_path = None
+    if planned:
+        scenarios_path = out_dir / "scenarios.json"
+        _write_json(scenarios_path, scenario_labels)
+    return GeneratedFleet(events_dir, labels_path, hosts_path, event_count, len(labels), scenarios_path)

@@ -125,6 +125,9 @@ class FleetSpec:
     dhcp_changes: int = 3  # workstations whose IP changes once during the period
     window_hours: int = 5  # detector window; attacks start at least this long before `end`
     days_per_file: int = 7
+    # Labelled scenario classes to inject (see generator/scenarios.py), each `scenario_repeats` times.
+    scenarios: tuple[str, ...] = ()
+    scenario_repeats: int = 1
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ class GeneratedFleet:
     hosts_path: Path
     event_count: int
     attack_count: int
+    scenarios_path: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from smb_fanout.generator.model import (
     _Host,
     _Timeline,
 )
+from smb_fanout.generator.scenarios import CLASSES as SCENARIO_CLASSES
 
 
 def _validate_spec(spec: FleetSpec) -> None:
@@ -31,7 +32,7 @@ def _validate_spec(spec: FleetSpec) -> None:
     for name in (*counts, "late_joiners", "dhcp_changes"):
         if getattr(spec, name) < 0:
             raise ValueError(f"invalid FleetSpec.{name}={getattr(spec, name)}: must be >= 0")
-    for name in ("days", "attack_days", "window_hours", "days_per_file"):
+    for name in ("days", "attack_days", "window_hours", "days_per_file", "scenario_repeats"):
         if getattr(spec, name) < 1:
             raise ValueError(f"invalid FleetSpec.{name}={getattr(spec, name)}: must be >= 1")
     if spec.end.utcoffset() is None:
@@ -53,6 +54,12 @@ def _validate_spec(spec: FleetSpec) -> None:
         )
     if spec.late_joiners and spec.days <= LATE_JOIN_DAYS:
         raise ValueError(f"invalid FleetSpec.days={spec.days}: must be > {LATE_JOIN_DAYS} when late_joiners > 0")
+    unknown = sorted(set(spec.scenarios) - set(SCENARIO_CLASSES))
+    if unknown:
+        raise ValueError(
+            f"invalid FleetSpec.scenarios: unknown scenario class {', '.join(unknown)}: "
+            f"use one of {', '.join(SCENARIO_CLASSES)}"
+        )
     _validate_extra_hosts(spec.extra_hosts)
 
 
