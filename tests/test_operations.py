@@ -47,6 +47,7 @@ VOLATILE = {
     "content_hash",
     "events_version",
     "windows_version",
+    "input_versions",
 }
 COMPARED = (
     "network_events",

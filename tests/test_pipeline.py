@@ -8,14 +8,18 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from smb_fanout.backtest import log_backtest, run_backtest
+from smb_fanout.cli import run_app
 from smb_fanout.config import Config, load_config
 from smb_fanout.demo import DemoResult, run_replay
+from smb_fanout.explain import NotExplainableError, explain_alert
 from smb_fanout.fit.job import NothingToFitError
 from smb_fanout.pipeline import NoUsableEventsError, run_pipeline
 from smb_fanout.registry import champion
 from smb_fanout.score.detect import ABNORMAL
-from smb_fanout.score.job import run_score
+from smb_fanout.score.job import run_score, shadow_config
 from smb_fanout.tables import Tables
+from tests.alert_rows import write_tables
 from tests.conftest import DEMO_SPEC as SPEC
 from tests.conftest import FIXTURES, real_data
 
@@ -75,6 +79,76 @@ def test_score_rerun_leaves_alerts(spark: SparkSession, demo: DemoResult, demo_c
     assert rerun.alerts_opened == 0
     assert rerun.alerts_updated == 0
     assert after == before
+
+
+def test_explain_reproduces_every_alert(spark: SparkSession, demo: DemoResult, demo_config: Config) -> None:
+    for alert in demo.alerts:
+        explanation = explain_alert(spark, demo_config, alert["alert_id"][:16])
+        assert explanation.reproduced, explanation.differences
+        assert explanation.stored is not None
+        assert explanation.stored["window_end"] == explanation.detection["window_end"]
+        listed = [d["destination_id"] for d in explanation.destinations]
+        assert listed == [d["destination_id"] for d in alert["new_destinations"]]
+        # Attack targets are workstations, which few hosts reach in training.
+        assert max(d["fleet_hosts_in_training"] for d in explanation.destinations) < SPEC.workstations // 5
+        assert explanation.detector["min_new_destinations"] == 5
+
+
+def test_explain_command_prints_evidence(
+    demo: DemoResult, demo_config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alert = demo.alerts[0]
+    run_app(["--set", f"storage.local_root={demo_config.storage.local_root}", "explain", alert["alert_id"][:16]])
+    output = " ".join(capsys.readouterr().out.split())
+    assert "the stored decision is reproduced" in output
+    assert f"version {alert['model_version']}" in output
+    assert alert["new_destinations"][0]["destination_ip"] in output
+
+
+def test_backtest_replays_champion(spark: SparkSession, demo: DemoResult, demo_config: Config) -> None:
+    """Replaying the scored range with the champion gives the demo's alerts, and the figures reach its run."""
+    import mlflow
+
+    model = champion(demo_config)
+    score = demo.pipeline.score
+    result = run_backtest(
+        spark, demo_config, model.version, score.window_from, score.window_to, demo.data_dir / "labels.json"
+    )
+    assert result.alerts == len(demo.alerts)
+    assert sum(result.alerts_per_day.values()) == result.alerts
+    assert (result.attacks, result.attacks_detected) == (SPEC.attacks, SPEC.attacks)
+    assert result.top_hosts_share == 1.0
+    log_backtest(demo_config, result)
+    metrics = mlflow.get_run(model.run_id).data.metrics
+    assert metrics["backtest.recall"] == 1.0
+    assert metrics["backtest.alerts"] == float(len(demo.alerts))
+    assert "fleet_floor" in metrics
+    tables = Tables(demo_config)
+    assert tables.smb_alerts.read(spark).count() == len(demo.alerts)
+
+
+def test_shadow_score_leaves_production(spark: SparkSession, demo: DemoResult, demo_config: Config) -> None:
+    from mlflow import MlflowClient
+
+    model = champion(demo_config)
+    MlflowClient().set_registered_model_alias(model.name, "challenger", model.version)
+    tables = Tables(demo_config)
+    before = tables.smb_alerts.read(spark).count()
+    score = demo.pipeline.score
+    shadow = shadow_config(demo_config, "challenger")
+    result = run_score(spark, shadow, score.window_from, score.window_to, job="score_shadow")
+    assert result.model == model
+    shadow_ids = sorted(row["alert_id"] for row in Tables(shadow).smb_alerts.read(spark).collect())
+    assert shadow_ids == sorted(alert["alert_id"] for alert in demo.alerts)
+    assert tables.smb_alerts.read(spark).count() == before
+    jobs = [row["job"] for row in tables.detector_runs.read(spark).select("job").collect()]
+    assert "score_shadow" in jobs
+
+
+def test_explain_needs_input_versions(spark: SparkSession, config: Config) -> None:
+    write_tables(spark, config)
+    with pytest.raises(NotExplainableError, match="has no input_versions"):
+        explain_alert(spark, config, "a1")
 
 
 @pytest.fixture(scope="module")

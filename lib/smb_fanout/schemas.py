@@ -249,6 +249,7 @@ SMB_DETECTIONS = f"""
     common_destination_count BIGINT,
     excluded_destination_count BIGINT,
     fleet_change_destination_count BIGINT,
+    input_versions MAP<STRING, BIGINT>,
     predictive_mean DOUBLE,
     exclusion STRING
 """
@@ -303,7 +304,8 @@ SMB_ALERTS = f"""
     tail_probability DOUBLE,
     common_destination_count BIGINT,
     excluded_destination_count BIGINT,
-    fleet_change_destination_count BIGINT
+    fleet_change_destination_count BIGINT,
+    input_versions MAP<STRING, BIGINT>
 """
 
 
@@ -327,7 +329,8 @@ class Migration:
 CHANGE_FEED = (("delta.enableChangeDataFeed", "true"),)
 _DETECTION_MODEL_COLUMNS = (
     "peer_group STRING, insufficient_history BOOLEAN, tail_probability DOUBLE, "
-    "common_destination_count BIGINT, excluded_destination_count BIGINT, fleet_change_destination_count BIGINT"
+    "common_destination_count BIGINT, excluded_destination_count BIGINT, fleet_change_destination_count BIGINT, "
+    "input_versions MAP<STRING, BIGINT>"
 )
 
 # Every table created before schema versions existed is version 1. A table's

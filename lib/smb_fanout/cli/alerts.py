@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
 from pyspark.sql import functions as F
 
 from smb_fanout import render
-from smb_fanout.cli.app import EXIT_FAILED, Options, alerts_app, spark_session
+from smb_fanout.cli.app import EXIT_FAILED, Options, alerts_app, app, spark_session
 from smb_fanout.pipeline import alerts_frame
 from smb_fanout.tables import Tables
 
@@ -47,3 +48,30 @@ def show_alert(
         render.print_json(alert)
     else:
         render.console.print(render.alert_detail(alert))
+
+
+@app.command()
+def explain(
+    ctx: typer.Context,
+    alert_id: Annotated[str, typer.Argument(help="Alert id, or a unique prefix of it.")],
+) -> None:
+    """Re-derive an alert from the table versions it was made from and show the evidence.
+
+    Exits with code 1 when the re-derived decision differs from the stored one.
+    """
+    from smb_fanout.explain import AlertNotFoundError, NotExplainableError, explain_alert
+
+    options: Options = ctx.obj
+    config = options.config()
+    try:
+        explanation = explain_alert(spark_session(config), config, alert_id)
+    except (AlertNotFoundError, NotExplainableError) as err:
+        render.error_console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(EXIT_FAILED) from err
+    if options.as_json:
+        render.print_json({**dataclasses.asdict(explanation), "reproduced": explanation.reproduced})
+    else:
+        for part in render.explanation(explanation):
+            render.console.print(part)
+    if not explanation.reproduced:
+        raise typer.Exit(EXIT_FAILED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -175,14 +176,23 @@ def score(
             help=f"Score windows ending at or before this time (default: the stats job's progress). {TIME_FORMAT}",
         ),
     ] = None,
+    shadow: Annotated[
+        str | None,
+        typer.Option(
+            help="Score with the model version that has this alias (a challenger) into smb_detections_shadow "
+            "and smb_alerts_shadow, with a progress of its own; the production tables are not touched.",
+        ),
+    ] = None,
 ) -> None:
     """Score host windows with the champion model and write deduplicated alerts."""
-    from smb_fanout.score.job import run_score
+    from smb_fanout.score.job import run_score, shadow_config
 
     options: Options = ctx.obj
     config = options.config()
     lower, upper = parse_time(window_from), parse_time(window_to)
-    result = run_score(spark_session(config), config, lower, upper)
+    if shadow is not None:
+        config = shadow_config(config, shadow)
+    result = run_score(spark_session(config), config, lower, upper, job="score" if shadow is None else "score_shadow")
     scope = (
         f"windows ending in ({result.window_from}, {result.window_to}]"
         if result.window_to is not None
@@ -192,7 +202,8 @@ def score(
         options,
         render.to_jsonable(result),
         f"score: {scope}: {result.detections} detections, "
-        f"{result.alerts_opened} alerts opened, {result.alerts_updated} updated (model version {result.model.version})",
+        f"{result.alerts_opened} alerts opened, {result.alerts_updated} updated (model version {result.model.version})"
+        + (f" into {config.storage.tables.smb_alerts}" if shadow is not None else ""),
     )
 
 
@@ -232,4 +243,53 @@ def maintain(
         {"tables": render.to_jsonable(results)},
         "maintain: "
         + ", ".join(f"{result.table} {result.files_before} -> {result.files_after} files" for result in results),
+    )
+
+
+@app.command()
+def backtest(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", help="Registered model version to replay, for example a candidate.")],
+    window_from: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help=f"Replay windows ending after this time (default: 14 days before --to). {TIME_FORMAT}"
+        ),
+    ] = None,
+    window_to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help=f"Replay windows ending at or before this time (default: the stats progress). {TIME_FORMAT}"
+        ),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="labels.json or scenarios.json of a generated fleet, for recall on its attacks."),
+    ] = None,
+) -> None:
+    """Replay stored windows through a model version and log alerts per day and recall to its MLflow run.
+
+    Nothing is written to the detection or alert tables, and the alias does not move.
+    """
+    from smb_fanout.backtest import TOP_HOSTS, log_backtest, run_backtest, to_payload
+    from smb_fanout.registry import ModelNotFoundError
+
+    options: Options = ctx.obj
+    config = options.config()
+    try:
+        result = run_backtest(
+            spark_session(config), config, model, parse_time(window_from), parse_time(window_to), labels
+        )
+    except ModelNotFoundError as err:
+        render.error_console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(EXIT_FAILED) from err
+    log_backtest(config, result)
+    recall = "" if result.recall is None else f", recall {result.recall:.2f} on {result.attacks} labelled attacks"
+    finish(
+        options,
+        to_payload(result),
+        f"backtest of {result.model.name} version {result.model.version} on windows ending in "
+        f"({result.window_from}, {result.window_to}]: {result.alerts} alerts from {result.detections} detections, "
+        f"{result.alerts_per_1000_host_days:.2f} per 1,000 host-days, the {TOP_HOSTS} noisiest hosts raised "
+        f"{result.top_hosts_share:.0%}{recall}; logged to MLflow run {result.model.run_id}",
     )

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from smb_fanout import checkpoints, registry
@@ -16,12 +16,22 @@ from smb_fanout.health import recorded_run
 from smb_fanout.score import alerts as A
 from smb_fanout.score.detect import ABNORMAL, ModelTables, detect, expired_exclusions
 from smb_fanout.stats.job import read_state
-from smb_fanout.tables import Tables, current_version, materialize, merge, read_changes
+from smb_fanout.tables import Tables, changed_condition, current_version, materialize, merge, read_changes
 
 logger = logging.getLogger(__name__)
 
 OPEN = "open"
 STATE_KEY = "score"
+WINDOWS_KEY = "smb_host_windows"
+# Tables a score run reads at a pinned version; alerts record the versions, so
+# `smb-fanout explain` can read the same rows later.
+MODEL_INPUT_KEYS = (
+    "smb_thresholds",
+    "smb_process_rarity",
+    "smb_destination_popularity",
+    "host_addresses",
+    "host_roles",
+)
 
 
 class NothingToScoreError(RuntimeError):
@@ -77,6 +87,7 @@ def run_score(
     config: Config,
     window_from: datetime | None = None,
     window_to: datetime | None = None,
+    job: str = "score",
 ) -> ScoreResult:
     """Score host windows with the champion model and write detections and alerts.
 
@@ -84,8 +95,9 @@ def run_score(
     scored (see `_windows_to_score`). The champion version is resolved once,
     at the start, and every detection, alert and the run record carry it, so
     a fit that moves the alias meanwhile does not mix two models in one run.
+    `job` names the run in `detector_runs` (`score_shadow` for a shadow score).
     """
-    with recorded_run(spark, config, "score") as record:
+    with recorded_run(spark, config, job) as record:
         tables = Tables(config)
         state = read_state(spark, config)
         if state is None:
@@ -100,14 +112,15 @@ def run_score(
         windows = materialize(windows)
         record.rows_read = windows.count()
         record.hosts_scored = windows.select("host_id").distinct().count()
-        model_tables = ModelTables(
-            tables.smb_thresholds.read(spark).where(F.col("model_run_id") == model.run_id),
-            tables.smb_process_rarity.read(spark).where(F.col("model_run_id") == model.run_id),
-            tables.smb_destination_popularity.read(spark).where(F.col("model_run_id") == model.run_id),
-        )
+        versions = {WINDOWS_KEY: version, **pinned_versions(spark, config)}
         found = detect(
-            windows, model_tables, scored_hosts(spark, config, windows), state.fleet_first_seen, config, model
-        )
+            windows,
+            model_tables(spark, config, model, versions),
+            scored_hosts(spark, config, windows, versions),
+            state.fleet_first_seen,
+            config,
+            model,
+        ).withColumn("input_versions", versions_column(versions))
         found = materialize(found)
         detection_count = found.count()
         record.detections_excluded = found.where(F.col("exclusion").isNotNull()).count() if detection_count else 0
@@ -117,7 +130,9 @@ def run_score(
             record.expired_exclusions = "; ".join(expired)
         opened, updated = 0, 0
         if detection_count:
-            merge(found, tables.smb_detections)
+            # A rescore that reaches the same decision keeps the row and the versions it was first made from.
+            changed = changed_condition(tables.smb_detections, ignore=("input_versions",))
+            merge(found, tables.smb_detections, update_condition=changed)
             checkpoints.reached("score.detections_merged")
             if detection_count > record.detections_excluded:
                 opened, updated = _write_alerts(
@@ -148,16 +163,52 @@ def run_score(
     return ScoreResult(lower, upper, detection_count, opened, updated, model, record.rows_read or 0)
 
 
-def scored_hosts(spark: SparkSession, config: Config, windows: DataFrame) -> DataFrame:
-    """`host_id`, `first_seen` and `peer_group` of the hosts in `windows`."""
+SHADOW_SUFFIX = "_shadow"
+
+
+def shadow_config(config: Config, alias: str) -> Config:
+    """The configuration of a shadow score: model `alias`, and detection, alert and progress tables of its own."""
+    names = config.storage.tables
+    shadow_names = names.model_copy(
+        update={key: getattr(names, key) + SHADOW_SUFFIX for key in ("smb_detections", "smb_alerts", "smb_score_state")}
+    )
+    storage = config.storage.model_copy(update={"tables": shadow_names})
+    return config.model_copy(update={"storage": storage, "mlflow": config.mlflow.model_copy(update={"alias": alias})})
+
+
+def pinned_versions(spark: SparkSession, config: Config) -> dict[str, int]:
+    """Current Delta versions of the tables a score run reads besides the windows."""
     tables = Tables(config)
-    addresses = tables.host_addresses.read(spark)
+    return {key: current_version(spark, tables.ref(key)) for key in MODEL_INPUT_KEYS}
+
+
+def versions_column(versions: dict[str, int]) -> Column:
+    return F.create_map(*[F.lit(part) for key in sorted(versions) for part in (key, versions[key])])
+
+
+def model_tables(
+    spark: SparkSession, config: Config, model: registry.ModelVersion, versions: dict[str, int]
+) -> ModelTables:
+    """The rows `model` wrote, read at the given table versions."""
+    tables = Tables(config)
+
+    def read(key: str) -> DataFrame:
+        return tables.ref(key).read_version(spark, versions[key]).where(F.col("model_run_id") == model.run_id)
+
+    return ModelTables(read("smb_thresholds"), read("smb_process_rarity"), read("smb_destination_popularity"))
+
+
+def scored_hosts(spark: SparkSession, config: Config, windows: DataFrame, versions: dict[str, int]) -> DataFrame:
+    """`host_id`, `first_seen` and `peer_group` of the hosts in `windows`, from the given table versions."""
+    tables = Tables(config)
+    addresses = tables.host_addresses.read_version(spark, versions["host_addresses"])
     hosts = (
         addresses.join(windows.select("host_id").distinct(), "host_id", "left_semi")
         .groupBy("host_id")
         .agg(F.min("first_seen").alias("first_seen"), F.max_by("host_name", "last_seen").alias("host_name"))
     )
-    return assign_peer_groups(hosts, tables.host_roles.read(spark), addresses, config.peers)
+    roles = tables.host_roles.read_version(spark, versions["host_roles"])
+    return assign_peer_groups(hosts, roles, addresses, config.peers)
 
 
 def _write_score_state(spark: SparkSession, config: Config, version: int, scored_through: datetime) -> None:
@@ -265,6 +316,7 @@ def build_alerts(episodes: DataFrame, hourly: DataFrame, processed_through: date
         "common_destination_count",
         "excluded_destination_count",
         "fleet_change_destination_count",
+        "input_versions",
     )
     joined = (
         counts.join(peak, keys)
@@ -308,7 +360,7 @@ def build_alerts(episodes: DataFrame, hourly: DataFrame, processed_through: date
     for name, value in static.items():
         alert = alert.withColumn(name, F.lit(value))
     alert = alert.withColumn("investigative_actions", F.array(*[F.lit(a) for a in A.INVESTIGATIVE_ACTIONS]))
-    hashed = [c for c in alert.columns if c not in {"episode_start", "variation_reason"}]
+    hashed = [c for c in alert.columns if c not in {"episode_start", "variation_reason", "input_versions"}]
     opened_through = F.lit(processed_through).cast("timestamp")
     return (
         alert.withColumn("content_hash", F.sha2(F.to_json(F.struct(*sorted(hashed))), 256))
