@@ -13,7 +13,7 @@ from scipy import stats as scipy_stats
 from smb_fanout import schemas
 from smb_fanout.config import Config, load_config
 from smb_fanout.fit.peers import assign_peer_groups
-from smb_fanout.fit.rarity import nb_quantile, nb_tail
+from smb_fanout.fit.rarity import MIN_RATE, group_priors, nb_quantile, nb_tail
 from smb_fanout.fit.thresholds import FleetDistribution, host_statistics, priors, thresholds
 from smb_fanout.registry import ModelVersion
 from smb_fanout.score.detect import ModelTables, detect, expired_exclusions
@@ -269,3 +269,23 @@ def test_fleet_change_is_not_fan_out(spark: SparkSession) -> None:
     assert set(found) == {"new-host"}
     row = found["new-host"]
     assert (row["new_destination_count"], row["fleet_change_destination_count"]) == (8, 2)
+
+
+def test_group_prior_matches_moments(spark: SparkSession) -> None:
+    """The prior from sums equals the method-of-moments formulas computed host by host."""
+    hosts = [("g", 100, 30.0, 50.0), ("g", 400, 20.0, 30.0), ("g", 50, 40.0, 200.0), ("g", 200, 0.0, 0.0)]
+    frame = spark.createDataFrame(
+        hosts, "peer_group string, windows_observed long, new_sum double, new_sum_squares double"
+    )
+    fraction = 0.2
+    row = group_priors(frame, fraction).first()
+    assert row is not None
+    mean = sum(h[2] for h in hosts) / sum(h[1] for h in hosts)
+    spread = sum((s / n - mean) ** 2 - mean / (n * fraction) for _, n, s, _ in hosts) / len(hosts)
+    variance = max(spread, mean * mean / 4, MIN_RATE)
+    excess = sum(n * (q / n - (s / n) ** 2 - s / n) for _, n, s, q in hosts)
+    squares = sum(n * (s / n) ** 2 for _, n, s, _ in hosts)
+    assert row["prior_hosts"] == 4
+    assert row["prior_shape"] == pytest.approx(mean * mean / variance)
+    assert row["prior_rate"] == pytest.approx(mean / variance)
+    assert row["nb_size_pooled"] == pytest.approx(squares / excess)

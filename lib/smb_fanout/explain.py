@@ -66,7 +66,7 @@ def find_alert(spark: SparkSession, config: Config, alert_id: str) -> dict[str, 
 
 
 def fitted_detector(config: Config, run_id: str) -> DetectorConfig:
-    """The detector parameters that the fit run `run_id` logged, over the configured ones for any missing."""
+    """Rebuild the detector parameters that the fit run `run_id` logged; configured values fill any gap."""
     import mlflow
 
     configure(config)
@@ -141,7 +141,7 @@ def explain_alert(spark: SparkSession, config: Config, alert_id: str) -> Explana
 
 
 def _destination_evidence(spark: SparkSession, alert: dict[str, Any], popularity: Any) -> list[dict[str, Any]]:
-    """Each new destination of the alert with the number of fleet hosts that reached it in training."""
+    """List each new destination of the alert with the number of fleet hosts that reached it in training."""
     ids = [d["destination_id"] for d in alert.get("new_destinations") or []]
     reached = {
         row["destination_id"]: int(row["hosts"])

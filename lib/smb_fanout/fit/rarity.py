@@ -102,20 +102,26 @@ def group_priors(hosts: DataFrame, effective_fraction: float) -> DataFrame:
         rate.alias("rate"),
         within.alias("within"),
     )
+    # Sums only, so a group as large as the fleet needs no per-host array.
     sums = per_host.groupBy("peer_group").agg(
         F.count(F.lit(1)).alias("prior_hosts"),
         F.sum("n").alias("_n"),
         F.sum("s").alias("_s"),
         F.sum(F.col("n") * (F.col("within") - F.col("rate"))).alias("_excess"),
         F.sum(F.col("n") * F.col("rate") * F.col("rate")).alias("_rate_squares"),
-        F.collect_list(F.struct("rate", "n")).alias("_rates"),
+        F.sum("rate").alias("_rates"),
+        F.sum(F.col("rate") * F.col("rate")).alias("_squares"),
+        F.sum(F.lit(1.0) / F.col("n")).alias("_inverse_n"),
     )
     mean = F.greatest(F.col("_s") / F.col("_n"), F.lit(MIN_RATE))
-    spread = F.aggregate(
-        F.col("_rates"),
-        F.lit(0.0),
-        lambda acc, r: acc + F.pow(r["rate"] - mean, 2) - mean / (r["n"] * F.lit(effective_fraction)),
-    ) / F.col("prior_hosts")
+    hosts_count = F.col("prior_hosts")
+    # Mean over hosts of (rate - mean)² - mean / (n·f), expanded into the sums above.
+    spread = (
+        F.col("_squares")
+        - F.lit(2.0) * mean * F.col("_rates")
+        + hosts_count * mean * mean
+        - mean * F.col("_inverse_n") / F.lit(effective_fraction)
+    ) / hosts_count
     variance = F.greatest(spread, mean * mean / F.lit(4.0), F.lit(MIN_RATE))
     inverse_size = F.when(F.col("_rate_squares") > 0, F.col("_excess") / F.col("_rate_squares")).otherwise(0.0)
     size = F.least(

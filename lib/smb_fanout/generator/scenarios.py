@@ -32,8 +32,8 @@ from smb_fanout.generator.traffic import _Event, _Recorder
 
 ATTACK = "attack"
 BENIGN = "benign"
-# What a benign class should produce: no alert, or only Low alerts, or
-# detections that an allowlist entry in the evaluation configuration matches.
+# Expected outcomes of a benign class: no alert, only Low alerts, or
+# detections that an allowlist entry of the evaluation configuration matches.
 SILENT = "silent"
 LOW = "low"
 EXCLUDED = "excluded"
@@ -165,10 +165,9 @@ def _burst(
 def plan_scenarios(fleet: _Fleet, rng: random.Random, names: tuple[str, ...], repeats: int) -> list[_Planned]:
     """Choose hosts and times for `repeats` instances of each named class.
 
-    Attacks start in the last third of the period, after the detector's
-    activation, and use workstations with full history that no other
-    scenario uses. Host changes (new addresses) are applied to the fleet here,
-    before any traffic is generated.
+    Attacks start in the last third of the period and use workstations with
+    full history that no other scenario uses. Host changes (new addresses)
+    are applied to the fleet here, before any traffic is generated.
     """
     timeline = fleet.timeline
     span = timeline.end_ms - timeline.start_ms
@@ -200,10 +199,12 @@ def plan_scenarios(fleet: _Fleet, rng: random.Random, names: tuple[str, ...], re
     return planned
 
 
-def _take(free: list[_Host], count: int, what: str, kind: str = "workstations with full history") -> list[_Host]:
+def _take(free: list[_Host], count: int, scenario_id: str, kind: str = "workstations with full history") -> list[_Host]:
     if len(free) < count:
         field_name = kind.split(maxsplit=1)[0]
-        raise ValueError(f"too few {kind} for scenario {what}: raise FleetSpec.{field_name} or lower scenario_repeats")
+        raise ValueError(
+            f"too few {kind} for scenario {scenario_id}: raise FleetSpec.{field_name} or lower scenario_repeats"
+        )
     taken = free[:count]
     del free[:count]
     return taken
