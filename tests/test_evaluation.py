@@ -97,6 +97,7 @@ def test_fleet_change_raises_no_alert(evaluated: EvaluationResult) -> None:
 
 def test_no_alert_outside_attacks(evaluated: EvaluationResult) -> None:
     assert evaluated.alerts == evaluated.attack_alerts
+    assert evaluated.unlabelled_alerts == 0
     assert evaluated.precision == 1.0
     assert evaluated.false_alerts_per_1000_host_days == 0.0
 

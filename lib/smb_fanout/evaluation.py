@@ -72,6 +72,7 @@ class EvaluationResult:
     alerts: int
     attack_alerts: int
     false_alerts: int
+    unlabelled_alerts: int
     precision: float | None
     false_alerts_per_1000_host_days: float
     classes: list[ClassResult] = field(default_factory=list)
@@ -223,6 +224,7 @@ def run_evaluation(spark: SparkSession, config: Config, spec: FleetSpec = DEFAUL
     classes = summarize(matched)
     matched.unpersist()
     attack_alerts = attack_alert_ids(alerts, labelled).count()
+    labelled_alerts = labelled.join(alerts, "host_id").where(_overlap()).select("alert_id").distinct().count()
     total = alerts.count()
     hosts = tables.host_addresses.read(spark).select("host_id").distinct().count()
     host_days = hosts * (end - scored_from).total_seconds() / 86400
@@ -236,6 +238,7 @@ def run_evaluation(spark: SparkSession, config: Config, spec: FleetSpec = DEFAUL
         alerts=total,
         attack_alerts=attack_alerts,
         false_alerts=false_alerts,
+        unlabelled_alerts=total - labelled_alerts,
         precision=attack_alerts / total if total else None,
         false_alerts_per_1000_host_days=1000.0 * false_alerts / host_days if host_days else 0.0,
         classes=classes,
@@ -265,6 +268,7 @@ def log_to_mlflow(config: Config, result: EvaluationResult) -> str:
             "precision": result.precision or 0.0,
             "false_alerts_per_1000_host_days": result.false_alerts_per_1000_host_days,
             "alerts": float(result.alerts),
+            "unlabelled_alerts": float(result.unlabelled_alerts),
         }
         for item in result.classes:
             if item.recall is not None:
@@ -276,12 +280,12 @@ def log_to_mlflow(config: Config, result: EvaluationResult) -> str:
         return str(run.info.run_id)
 
 
-def render_page(result: EvaluationResult, command: str) -> str:
-    """Render the evaluation as a Markdown page."""
+def render_page(result: EvaluationResult, command: str, machine: str = "") -> str:
+    """Render the evaluation as a Markdown page; `machine` describes where and how long it ran."""
     lines = [
         "# Evaluation on the labelled scenario library",
         "",
-        f"Written by `{command}`. The fleet: {result.spec['workstations']} workstations, "
+        f"Written by `{command}`{machine}. The fleet: {result.spec['workstations']} workstations, "
         f"{result.spec['file_servers']} file servers, {result.spec['days']} days, every scenario class "
         f"{result.spec['scenario_repeats']} times (seed {result.spec['seed']}). The model was fitted on the "
         f"30 days before {result.scored_from:%Y-%m-%d %H:%M} and the windows up to "
@@ -290,7 +294,9 @@ def render_page(result: EvaluationResult, command: str) -> str:
         f"- Alerts: {result.alerts}, of which {result.attack_alerts} on injected attacks.",
         f"- Precision: {_ratio(result.precision)}.",
         f"- Alerts not on an attack: {result.false_alerts}, "
-        f"{result.false_alerts_per_1000_host_days:.2f} per 1,000 host-days (target at most 0.5).",
+        f"{result.false_alerts_per_1000_host_days:.2f} per 1,000 host-days (target at most 0.5). "
+        f"Of these, {result.unlabelled_alerts} were on no labelled scenario; the others are alerts of benign "
+        "classes, counted in the table below.",
         "",
         "| class | kind | expected | instances | alerted | recall | median minutes to detect | Low | Medium "
         "| excluded detections | as expected |",

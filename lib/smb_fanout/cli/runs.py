@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -206,12 +207,16 @@ def evaluate(
         seed=seed,
         file_servers=max(DEFAULT_LIBRARY.file_servers, 3 + 4 * repeats),
     )
-    result = run_evaluation(spark_session(config), config, spec)
+    spark = spark_session(config)
+    started = time.monotonic()
+    result = run_evaluation(spark, config, spec)
+    minutes = (time.monotonic() - started) / 60
     run_id = log_to_mlflow(config, result)
     command = f"smb-fanout evaluate --workstations {workstations} --days {days} --repeats {repeats} --seed {seed}"
+    machine = f" in {minutes:.1f} minutes with Spark master `{spark.sparkContext.master}`"
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render_page(result, command), encoding="utf-8")
+        output.write_text(render_page(result, command, machine), encoding="utf-8")
     if options.as_json:
         render.print_json({"result": result, "mlflow_run_id": run_id, "page": str(output) if output else None})
     else:
