@@ -49,6 +49,22 @@ def test_library_is_reproducible(tmp_path: Path) -> None:
         assert path.read_bytes() == (second.events_dir / path.name).read_bytes()
 
 
+def test_renamed_host_keeps_its_id(tmp_path: Path) -> None:
+    fleet = generate_fleet(SMALL_LIBRARY, tmp_path)
+    assert fleet.scenarios_path is not None
+    [renamed] = [
+        s for s in json.loads(fleet.scenarios_path.read_text(encoding="utf-8")) if s["scenario"] == "renamed_host"
+    ]
+    host_id, old_name = renamed["host_ids"][0], renamed["host_names"][0]
+    names = set()
+    for path in fleet.events_dir.glob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            event = json.loads(line)
+            if event["host_id"] == host_id:
+                names.add(event["host_name"])
+    assert names == {old_name, "LT-" + old_name.split("-")[-1]}
+
+
 def test_fleet_without_scenarios_writes_no_labels(tmp_path: Path) -> None:
     fleet = generate_fleet(FleetSpec(workstations=6, days=8, attacks=0, late_joiners=1, dhcp_changes=0), tmp_path)
     assert fleet.scenarios_path is None
@@ -72,6 +88,7 @@ def test_every_attack_class_detected(evaluated: EvaluationResult) -> None:
     assert set(attacks) == {name for name, cls in CLASSES.items() if cls.kind == ATTACK}
     for name, item in attacks.items():
         assert item.recall == 1.0, name
+        assert item.precision == 1.0, name
         assert item.median_minutes_to_detect is not None, name
 
 

@@ -58,6 +58,10 @@ class ClassResult:
     recall: float | None
     median_minutes_to_detect: float | None
     meets_expectation: bool
+    # Over the whole scored period on the class's hosts: the share of their
+    # alerts that an attack of the class explains, and alerts per 1,000 host-days.
+    precision: float | None = None
+    alerts_per_1000_host_days: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,28 @@ def match_alerts(alerts: DataFrame, detections: DataFrame, labelled: DataFrame) 
     )
 
 
-def summarize(matched: DataFrame) -> list[ClassResult]:
+def class_hosts(alerts: DataFrame, labelled: DataFrame, explained: DataFrame) -> DataFrame:
+    """Per class: its labelled hosts, their alerts over the scored period, and how many of those an attack explains."""
+    hosts = labelled.select("scenario", "host_id").distinct()
+    on_hosts = hosts.join(alerts.select("host_id", "alert_id"), "host_id")
+    explained_ids = explained.withColumn("_explained", F.lit(True))
+    counted = (
+        on_hosts.join(explained_ids, "alert_id", "left")
+        .groupBy("scenario")
+        .agg(
+            F.countDistinct("alert_id").alias("host_alerts"),
+            F.countDistinct(F.when(F.col("_explained"), F.col("alert_id"))).alias("explained_alerts"),
+        )
+    )
+    return (
+        hosts.groupBy("scenario")
+        .agg(F.count(F.lit(1)).alias("hosts"))
+        .join(counted, "scenario", "left")
+        .fillna({"host_alerts": 0, "explained_alerts": 0})
+    )
+
+
+def summarize(matched: DataFrame, per_class_hosts: DataFrame, scored_days: float) -> list[ClassResult]:
     """Aggregate matched instances per class; the result has one row per class."""
     rows = (
         matched.groupBy("scenario", "kind")
@@ -169,6 +194,7 @@ def summarize(matched: DataFrame) -> list[ClassResult]:
             F.sum("excluded").alias("excluded"),
             F.percentile_approx(F.greatest(F.col("_delay_s"), F.lit(0)), 0.5).alias("median_delay_s"),
         )
+        .join(per_class_hosts, "scenario", "left")
         .collect()
     )
     results = []
@@ -190,9 +216,17 @@ def summarize(matched: DataFrame) -> list[ClassResult]:
                 recall=recall,
                 median_minutes_to_detect=None if delay is None or cls.kind != ATTACK else delay / 60.0,
                 meets_expectation=_meets(cls.kind, cls.expected, alerted, instances, int(row["medium"])),
+                precision=_share(row["explained_alerts"], row["host_alerts"]) if cls.kind == ATTACK else None,
+                alerts_per_1000_host_days=1000.0
+                * (row["host_alerts"] or 0)
+                / max((row["hosts"] or 0) * scored_days, 1e-9),
             )
         )
     return results
+
+
+def _share(part: int | None, whole: int | None) -> float | None:
+    return None if not whole else (part or 0) / whole
 
 
 def _meets(kind: str, expected: str, alerted: int, instances: int, medium: int) -> bool:
@@ -221,7 +255,9 @@ def run_evaluation(spark: SparkSession, config: Config, spec: FleetSpec = DEFAUL
     alerts = tables.smb_alerts.read(spark)
     labelled = _labels_frame(spark, labels, config.detector.window_hours)
     matched = match_alerts(alerts, tables.smb_detections.read(spark), labelled).persist()
-    classes = summarize(matched)
+    scored_days = (end - scored_from).total_seconds() / 86400
+    per_class_hosts = class_hosts(alerts, labelled, attack_alert_ids(alerts, labelled))
+    classes = summarize(matched, per_class_hosts, scored_days)
     matched.unpersist()
     attack_alerts = attack_alert_ids(alerts, labelled).count()
     labelled_alerts = labelled.join(alerts, "host_id").where(_overlap()).select("alert_id").distinct().count()
@@ -298,16 +334,17 @@ def render_page(result: EvaluationResult, command: str, machine: str = "") -> st
         f"Of these, {result.unlabelled_alerts} were on no labelled scenario; the others are alerts of benign "
         "classes, counted in the table below.",
         "",
-        "| class | kind | expected | instances | alerted | recall | median minutes to detect | Low | Medium "
-        "| excluded detections | as expected |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| class | kind | expected | instances | alerted | recall | precision | median minutes to detect | Low "
+        "| Medium | excluded detections | alerts per 1,000 host-days | as expected |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for item in result.classes:
         minutes = "" if item.median_minutes_to_detect is None else f"{item.median_minutes_to_detect:.0f}"
         lines.append(
             f"| {item.scenario} | {item.kind} | {item.expected} | {item.instances} | {item.alerted} | "
-            f"{_ratio(item.recall)} | {minutes} | {item.low_alerts} | {item.medium_alerts} | "
-            f"{item.excluded_detections} | {'yes' if item.meets_expectation else 'no'} |"
+            f"{_ratio(item.recall)} | {_ratio(item.precision)} | {minutes} | {item.low_alerts} | "
+            f"{item.medium_alerts} | {item.excluded_detections} | {item.alerts_per_1000_host_days:.2f} | "
+            f"{'yes' if item.meets_expectation else 'no'} |"
         )
     lines += ["", *CLASS_NOTES, ""]
     return "\n".join(lines)
@@ -326,5 +363,7 @@ CLASS_NOTES = [
     "allowlist its software distribution points: the detections are kept with the entry and counted,",
     "and open no alert. `low` means an alert is acceptable when its severity is Low: a backup server",
     "reaching six hosts it never reached is fan-out by definition. Time to detect runs from the first",
-    "attack contact to the end of the first window that detected it.",
+    "attack contact to the end of the first window that detected it. Precision and alerts per 1,000",
+    "host-days count every alert on the class's hosts over the scored period: precision is the share",
+    "that an attack of the class explains.",
 ]

@@ -164,7 +164,19 @@ def alert_detail(alert: dict[str, Any]) -> Table:
 def evaluation_table(result: Any) -> Table:
     """Build a table of an `EvaluationResult`: one row per scenario class."""
     table = Table(title=f"Scenario library: {result.hosts} hosts, {result.host_days:,.0f} host-days scored")
-    for name in ("class", "kind", "expected", "instances", "alerted", "recall", "min to detect", "Low", "Medium", "ok"):
+    columns = (
+        "class",
+        "kind",
+        "expected",
+        "instances",
+        "alerted",
+        "recall",
+        "precision",
+        "min to detect",
+        "Low",
+        "Medium",
+    )
+    for name in (*columns, "ok"):
         table.add_column(name, justify="left" if name in {"class", "kind", "expected"} else "right")
     for item in result.classes:
         table.add_row(
@@ -174,6 +186,7 @@ def evaluation_table(result: Any) -> Table:
             str(item.instances),
             str(item.alerted),
             "" if item.recall is None else f"{item.recall:.2f}",
+            "" if item.precision is None else f"{item.precision:.2f}",
             "" if item.median_minutes_to_detect is None else f"{item.median_minutes_to_detect:.0f}",
             str(item.low_alerts),
             str(item.medium_alerts),

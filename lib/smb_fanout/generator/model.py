@@ -232,10 +232,22 @@ class _Host:
     never_contact: set[str] = field(default_factory=set)  # host ids kept out of ordinary traffic
     quiet_days: set[int] = field(default_factory=set)  # days without printer or churn contacts
     identity_json: str = field(init=False, default="")  # "host_id":…,"host_name":… members
+    renamed_ms: int | None = None  # from then on the agent reports `renamed_json`
+    renamed_json: str = ""
 
     def __post_init__(self) -> None:
         identity = {"host_id": self.host_id, "host_name": self.host_name}
         self.identity_json = _ENCODER.encode(identity)[1:-1]
+
+    def rename(self, ms: int, new_name: str) -> None:
+        """Report `new_name` with the same host id from `ms` on, as an agent does after a rename."""
+        self.renamed_ms = ms
+        self.renamed_json = _ENCODER.encode({"host_id": self.host_id, "host_name": new_name})[1:-1]
+
+    def identity_at(self, ms: int) -> str:
+        if self.renamed_ms is not None and ms >= self.renamed_ms:
+            return self.renamed_json
+        return self.identity_json
 
     def ip_at(self, ms: int) -> str:
         if self.ip_change_ms is not None and ms >= self.ip_change_ms:

@@ -109,6 +109,7 @@ CLASSES = {
         ScenarioClass(
             "roaming_vpn", BENIGN, SILENT, "laptops move to the VPN address pool and keep their usual shares"
         ),
+        ScenarioClass("renamed_host", BENIGN, SILENT, "workstations are renamed and keep their agent's host id"),
         ScenarioClass(
             "os_update_fleet_change", BENIGN, SILENT, "every workstation reaches 5 new update shares at once"
         ),
@@ -283,8 +284,8 @@ def _plan_benign(
         return _plan_shared_destinations(cls, scenario_id, fleet, rng, shares, addresses, pick_time(late, 7))
     if name in {"software_distribution", "vulnerability_scanner", "backup_new_vms"}:
         return _plan_server_job(cls, scenario_id, fleet, rng, servers, addresses, pick_time(late, 1))
-    if name in {"dhcp_churn", "roaming_vpn"}:
-        return _plan_address_changes(cls, scenario_id, fleet, rng, free, addresses)
+    if name in {"dhcp_churn", "roaming_vpn", "renamed_host"}:
+        return _plan_host_changes(cls, scenario_id, fleet, rng, free, addresses)
     if name == "domain_controller":
         if not scenario_id.endswith("-01"):
             return None
@@ -377,7 +378,7 @@ def _plan_server_job(
     return _Planned(scenario_id, cls, [source], change, nightly_job, added, change + HOUR_MS)
 
 
-def _plan_address_changes(
+def _plan_host_changes(
     cls: ScenarioClass,
     scenario_id: str,
     fleet: _Fleet,
@@ -385,7 +386,9 @@ def _plan_address_changes(
     free: list[_Host],
     addresses: _Addresses,
 ) -> _Planned:
-    """Give 5 % of the workstations a new address in the middle third: from DHCP, or from the VPN pool."""
+    """Change workstations in the middle third: rename them, or give 5 % a new address from DHCP or the VPN pool."""
+    if cls.name == "renamed_host":
+        return _plan_renames(cls, scenario_id, fleet, rng, free)
     timeline = fleet.timeline
     settled = [h for h in fleet.workstations if h.first_day == 0]
     hosts = _take(free, max(1, len(settled) // 20), scenario_id)
@@ -395,6 +398,20 @@ def _plan_address_changes(
         host.ips.append(addresses.take_vpn() if cls.name == "roaming_vpn" else addresses.take(1)[0])
     fleet.agent_by_ip.update({host.ips[-1]: host for host in hosts})
     start = min(h.ip_change_ms or 0 for h in hosts)
+    return _Planned(scenario_id, cls, hosts, start, lambda f, r: [], [], timeline.end_ms)
+
+
+def _plan_renames(
+    cls: ScenarioClass, scenario_id: str, fleet: _Fleet, rng: random.Random, free: list[_Host]
+) -> _Planned:
+    """Rename 2 % of the workstations in the middle third; the agent keeps its host id."""
+    timeline = fleet.timeline
+    settled = [h for h in fleet.workstations if h.first_day == 0]
+    hosts = _take(free, max(1, len(settled) // 50), scenario_id)
+    span = timeline.end_ms - timeline.start_ms
+    for host in hosts:
+        host.rename(timeline.start_ms + rng.randrange(span // 3, 2 * span // 3), "LT-" + host.host_name.split("-")[-1])
+    start = min(h.renamed_ms or 0 for h in hosts)
     return _Planned(scenario_id, cls, hosts, start, lambda f, r: [], [], timeline.end_ms)
 
 

@@ -135,7 +135,7 @@ def _event_line(event_id: str, event: _Event) -> str:
     """
     return (
         f'{{"event_id":"{event_id}","event_time":"{_format_time(event.ms)}",'
-        f"{event.host.identity_json},"
+        f"{event.host.identity_at(event.ms)},"
         f'"local_ip":"{event.local_ip}","local_port":{event.local_port},'
         f'"remote_ip":"{event.remote_ip}","remote_port":{event.remote_port},'
         f'"direction":"{event.direction}","protocol":"{event.protocol}",'
