@@ -103,6 +103,7 @@ def test_later_detection_escalates_open_alert(spark: SparkSession) -> None:
     )
     found = spark.createDataFrame([first, later], schemas.struct_type(schemas.SMB_DETECTIONS))
     episodes = assign_episodes(found, spark.createDataFrame([], ANCHOR_DDL), 24)
+
     hourly = spark.createDataFrame(
         [
             {
@@ -128,6 +129,7 @@ def test_later_detection_escalates_open_alert(spark: SparkSession) -> None:
         ],
         schemas.struct_type(schemas.SMB_CONTACTS_HOURLY),
     ).dropDuplicates(["host_id", "destination_id", "hour"])
+
     [alert] = build_alerts(episodes, hourly, T0 + timedelta(hours=7)).collect()
     assert (alert["variation"], alert["severity"]) == (HIGHLY_RARE, "Medium")
     assert alert["upgraded_at"] == T0 + timedelta(hours=6)

@@ -92,7 +92,7 @@ def test_thin_history_borrows_the_peer_baseline(fitted: dict[str, Any]) -> None:
     assert thin["host_quantile"] <= 4.0
 
 
-def test_zero_variance_host_keeps_a_threshold_a_sweep_exceeds(fitted: dict[str, Any]) -> None:
+def test_zero_variance_host_keeps_margin(fitted: dict[str, Any]) -> None:
     flat = fitted["flat"]
     assert flat["predictive_mean"] == pytest.approx(2.0, rel=0.02)
     assert 4.0 < flat["threshold"] < 12.0
@@ -161,7 +161,7 @@ def _detect(
     return {row["host_id"]: row.asDict() for row in found.collect()}
 
 
-def test_host_without_baseline_row_is_scored_against_its_peers(spark: SparkSession) -> None:
+def test_host_without_row_uses_peers(spark: SparkSession) -> None:
     config = load_config("local")
     found = _detect(spark, config, [_window("new-host", _destinations(6)), _window("stranger", _destinations(20))])
     assert (found["new-host"]["baseline_source"], found["new-host"]["peer_group"]) == ("peer", "subnet:10.0.1.0/24")
@@ -194,7 +194,7 @@ def _with_exclusions(**lists: str) -> Config:
     return load_config("local", [f"exclusions.{key}={value}" for key, value in lists.items()])
 
 
-def test_active_host_entry_marks_detection_and_expired_entry_stops_applying(spark: SparkSession) -> None:
+def test_host_entries_active_and_expired(spark: SparkSession) -> None:
     active = "{value: ws-00, owner: secops, reason: vulnerability scanner, expires: 2026-12-31}"
     expired = "{value: new-host, owner: it, reason: imaging, expires: 2026-10-01}"
     config = _with_exclusions(hosts=f"[{active}, {expired}]")

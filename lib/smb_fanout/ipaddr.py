@@ -325,7 +325,7 @@ def _prefix_matches(digits: Column, network: _Network) -> Column:
 
 
 def subnet_of(ip: Column, v4_prefix: int, v6_prefix: int) -> Column:
-    """The network of a normalized address as CIDR text: `10.1.2.0/24`, or `fd00:0:0:1::/64`.
+    """Return the network of a normalized address as CIDR text: `10.1.2.0/24`, or `fd00:0:0:1::/64`.
 
     The IPv6 prefix is rounded down to whole hextets. Text that is not an
     address gives NULL.

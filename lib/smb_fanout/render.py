@@ -221,6 +221,7 @@ def explanation(result: Any) -> list[Any]:
     ]
     for name, value in rows:
         decision.add_row(name, value)
+
     destinations = Table(title="New destinations")
     for name in ("destination", "address", "resolved", "first contact", "attempts", "failures", "fleet hosts"):
         destinations.add_column(name)
@@ -234,6 +235,7 @@ def explanation(result: Any) -> list[Any]:
             str(d["failures"]),
             str(d["fleet_hosts_in_training"]),
         )
+
     if result.reproduced:
         verdict = "re-derived from those table versions: the stored decision is reproduced"
     elif result.detection is None:

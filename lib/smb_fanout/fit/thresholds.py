@@ -82,7 +82,7 @@ def destination_popularity(hourly: DataFrame) -> DataFrame:
 def split_common(windows: DataFrame, common: DataFrame) -> DataFrame:
     """Drop common destinations from each window's `new_destinations` and recount.
 
-    `common` holds the `destination_id`s that a large share of the fleet
+    `common` contains the `destination_id`s that a large share of the fleet
     reaches (file servers, domain controllers): reaching one for the first
     time is not fan-out. Adds `common_destination_count` and replaces
     `new_destination_count` with the rest.
@@ -148,7 +148,7 @@ def fleet_distribution(stats: DataFrame, windows: DataFrame) -> FleetDistributio
 
 
 def priors(stats: DataFrame, detector: DetectorConfig, min_hosts: int) -> DataFrame:
-    """One prior row per peer group with at least `min_hosts` hosts, plus the fleet's.
+    """Build one prior row per peer group with at least `min_hosts` hosts, plus the fleet's.
 
     Needs per host `peer_group` and the sums of `host_statistics`. Columns:
     `peer_group`, `prior_source` (`peer` or `fleet`), `prior_hosts`,

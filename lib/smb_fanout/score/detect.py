@@ -144,7 +144,7 @@ def _process_matcher(value: str) -> Callable[[Column], Column]:
 
 
 def exclusion_reason(exclusions: ExclusionsConfig) -> Column:
-    """The first host or actor-process allowlist entry that applies to a window, or NULL.
+    """Return the first host or actor-process allowlist entry that applies to a window, or NULL.
 
     A process entry applies when every actor process of the window matches
     it by path or name (case-insensitive), so an allowlisted tool does not

@@ -167,7 +167,7 @@ SHADOW_SUFFIX = "_shadow"
 
 
 def shadow_config(config: Config, alias: str) -> Config:
-    """The configuration of a shadow score: model `alias`, and detection, alert and progress tables of its own."""
+    """Return the configuration of a shadow score: model `alias` and its own detection, alert and progress tables."""
     names = config.storage.tables
     shadow_names = names.model_copy(
         update={key: getattr(names, key) + SHADOW_SUFFIX for key in ("smb_detections", "smb_alerts", "smb_score_state")}
@@ -189,7 +189,7 @@ def versions_column(versions: dict[str, int]) -> Column:
 def model_tables(
     spark: SparkSession, config: Config, model: registry.ModelVersion, versions: dict[str, int]
 ) -> ModelTables:
-    """The rows `model` wrote, read at the given table versions."""
+    """Read the rows `model` wrote, at the given table versions."""
     tables = Tables(config)
 
     def read(key: str) -> DataFrame:
