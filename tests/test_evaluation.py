@@ -9,7 +9,14 @@ import pytest
 from pyspark.sql import SparkSession
 
 from smb_fanout.config import load_config
-from smb_fanout.evaluation import EvaluationResult, log_to_mlflow, render_page, run_evaluation
+from smb_fanout.evaluation import (
+    ClassResult,
+    EvaluationResult,
+    log_to_mlflow,
+    render_page,
+    run_evaluation,
+    unexpected_alerts,
+)
 from smb_fanout.generator import FleetSpec, generate_fleet
 from smb_fanout.generator.scenarios import ATTACK, CLASSES
 
@@ -77,6 +84,22 @@ def test_unknown_scenario_class_rejected(tmp_path: Path) -> None:
         generate_fleet(FleetSpec(workstations=6, days=8, attacks=0, scenarios=("printer_storm",)), tmp_path)
 
 
+def _class_result(scenario: str, low: int, medium: int = 0) -> ClassResult:
+    cls = CLASSES[scenario]
+    return ClassResult(scenario, cls.kind, cls.expected, 4, low + medium, low, medium, 0, None, None, True)
+
+
+def test_documented_low_alerts_are_not_unexpected() -> None:
+    classes = [
+        _class_result("backup_new_vms", low=4),
+        _class_result("new_file_server", low=1),
+        _class_result("fast_fanout", low=0, medium=4),
+    ]
+    # 6 alerts not on an attack: 4 documented Low backup alerts, 1 on the new
+    # file server's clients and 1 outside every scenario.
+    assert unexpected_alerts(6, classes) == 2
+
+
 @pytest.fixture(scope="module")
 def evaluated(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> EvaluationResult:
     config = load_config("local", [f"storage.local_root={tmp_path_factory.mktemp('evaluation')}"])
@@ -117,6 +140,7 @@ def test_no_alert_outside_attacks(evaluated: EvaluationResult) -> None:
     assert evaluated.unlabelled_alerts == 0
     assert evaluated.precision == 1.0
     assert evaluated.false_alerts_per_1000_host_days == 0.0
+    assert (evaluated.unexpected_alerts, evaluated.unexpected_alerts_per_1000_host_days) == (0, 0.0)
 
 
 def test_results_page_and_mlflow_run(evaluated: EvaluationResult, tmp_path: Path) -> None:

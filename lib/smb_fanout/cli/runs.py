@@ -223,7 +223,9 @@ def evaluate(
         render.console.print(render.evaluation_table(result))
         render.console.print(
             f"precision {result.precision if result.precision is not None else 'n/a'}, "
-            f"{result.false_alerts_per_1000_host_days:.2f} false alerts per 1,000 host-days; MLflow run {run_id}"
+            f"{result.false_alerts_per_1000_host_days:.2f} alerts not on an attack per 1,000 host-days "
+            f"({result.unexpected_alerts_per_1000_host_days:.2f} beyond the documented Low outcomes); "
+            f"MLflow run {run_id}"
         )
         if output is not None:
             render.console.print(f"results page: {output}")
