@@ -134,7 +134,7 @@ def _window(host_id: str, destinations: list[dict[str, Any]], process: str = "Sy
         "failure_ratio": 0.0,
         "new_attempts": len(destinations),
         "new_failures": 0,
-        "actor_processes": [{"name": process, "path": f"C:\\Tools\\{process}", "count": 1}],
+        "actor_processes": [{"name": process, "path": f"C:\\Tools\\{process}", "count": 1, "sha256": None}],
         "causality_processes": [],
         "command_lines": [],
     }
@@ -214,6 +214,24 @@ def test_process_entry_needs_every_actor_process(spark: SparkSession) -> None:
     found = _detect(spark, config, [_window("ws-00", _destinations(8), process="deploy.exe"), mixed])
     assert found["ws-00"]["exclusion"].startswith("process c:\\tools\\deploy.exe (owner it")
     assert found["new-host"]["exclusion"] is None
+
+
+def test_process_entry_by_image_hash(spark: SparkSession) -> None:
+    deploy_hash = "9f" * 32
+    entry = f"{{value: '{deploy_hash.upper()}', owner: it, reason: signed deployment agent, expires: 2027-01-31}}"
+    config = _with_exclusions(processes=f"[{entry}]")
+    hashed = _window("ws-00", _destinations(8), process="deploy.exe")
+    hashed["actor_processes"][0]["sha256"] = deploy_hash
+    # Same name and path, but the source reported no hash: the entry cannot vouch for it.
+    unhashed = _window("new-host", _destinations(8), process="deploy.exe")
+    renamed = _window("stranger", _destinations(20), process="deploy.exe")
+    renamed["actor_processes"][0]["sha256"] = "0e" * 32
+    found = _detect(spark, config, [hashed, unhashed, renamed])
+    assert found["ws-00"]["exclusion"] == (
+        f"process {deploy_hash.upper()} (owner it, until 2027-01-31: signed deployment agent)"
+    )
+    assert found["new-host"]["exclusion"] is None
+    assert found["stranger"]["exclusion"] is None
 
 
 def test_destination_cidr_entry_removes_destinations_from_the_count(spark: SparkSession) -> None:

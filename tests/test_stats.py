@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from smb_fanout.config import DetectorConfig
 from smb_fanout.stats.contacts import host_addresses, hourly_contacts, resolve_destinations, smb_contacts
@@ -14,7 +15,7 @@ EVENT_DDL = (
     "host_id string, host_name string, event_time timestamp, local_ip string, remote_ip string, "
     "remote_port int, direction string, protocol string, outcome string, actor_process_name string, "
     "actor_process_path string, actor_process_command_line string, causality_process_name string, "
-    "causality_process_path string"
+    "causality_process_path string, actor_process_sha256 string"
 )
 T0 = datetime(2026, 11, 2, 10, 0)
 
@@ -36,6 +37,7 @@ def events(spark: SparkSession, rows: list[tuple]) -> DataFrame:
             None,
             None,
             "explorer.exe",
+            None,
             None,
         )
         for host, minutes, local, remote, port, direction, outcome in rows
@@ -118,11 +120,27 @@ def test_hourly_aggregates(spark: SparkSession) -> None:
     ]
 
 
+def test_actor_processes_keep_their_image_hash(spark: SparkSession) -> None:
+    rows = [("a", minute, "10.0.0.5", "10.0.0.9", 445, "outbound", "success") for minute in (1, 2, 3)]
+    tool_hash = "AB" * 32
+    frame = (
+        events(spark, rows)
+        .withColumn("actor_process_name", F.when(F.minute("event_time") > 1, "tool.exe").otherwise("System"))
+        .withColumn("actor_process_sha256", F.when(F.minute("event_time") == 3, tool_hash))
+    )
+    hourly = hourly_contacts(resolve_destinations(smb_contacts(frame, DetectorConfig()), host_addresses(frame)))
+    (row,) = hourly.collect()
+    actors = [(p["name"], p["count"], p["sha256"]) for p in row["actor_processes"]]
+    # The same image name with and without a reported hash stays two entries.
+    assert actors == [("System", 1, None), ("tool.exe", 1, None), ("tool.exe", 1, tool_hash)]
+    assert [(p["name"], p["sha256"]) for p in row["causality_processes"]] == [("explorer.exe", None)]
+
+
 HOURLY_DDL = (
     "host_id string, host_name string, destination_id string, destination_ip string, destination_resolved boolean, "
     "hour timestamp, attempts long, failures long, first_time timestamp, "
-    "actor_processes array<struct<name:string,path:string,count:long>>, "
-    "causality_processes array<struct<name:string,path:string,count:long>>, command_lines array<string>"
+    "actor_processes array<struct<name:string,path:string,count:long,sha256:string>>, "
+    "causality_processes array<struct<name:string,path:string,count:long,sha256:string>>, command_lines array<string>"
 )
 PROFILE_DDL = (
     "host_id string, destination_id string, first_seen timestamp, last_seen timestamp, "
@@ -132,7 +150,7 @@ PROFILE_DDL = (
 
 def hourly_rows(spark: SparkSession, rows: list[tuple[str, str, datetime]]) -> DataFrame:
     full = [
-        (host, host.upper(), dest, dest, True, hour, 2, 1, hour, [("System", None, 2)], [], [])
+        (host, host.upper(), dest, dest, True, hour, 2, 1, hour, [("System", None, 2, None)], [], [])
         for host, dest, hour in rows
     ]
     return spark.createDataFrame(full, HOURLY_DDL)

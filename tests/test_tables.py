@@ -110,13 +110,33 @@ def test_network_events_upgrade_enables_change_feed(spark: SparkSession, config:
     assert properties["properties"][VERSION_PROPERTY] == "2"
 
 
+def test_process_hash_added_to_stored_arrays(spark: SparkSession, config: Config) -> None:
+    ref = Tables(config).smb_host_windows
+    old_process = "STRUCT<name: STRING, path: STRING, count: BIGINT>"
+    ddl = schemas.SMB_HOST_WINDOWS.replace(schemas.PROCESS_COUNT, old_process)
+    DeltaTable.create(spark).addColumns(schemas.struct_type(ddl)).location(str(ref.path)).property(
+        VERSION_PROPERTY, "2"
+    ).execute()
+    row = ("h1", None, T0, T0 + timedelta(hours=5), 1, 0, [], 1, 0, 0.0, 0, 0, [("psexec.exe", None, 3)], [], [])
+    spark.createDataFrame([row], schemas.struct_type(ddl)).write.format("delta").mode("append").save(str(ref.path))
+
+    stored = ref.read(spark).first()
+
+    assert stored is not None
+    assert [p.asDict() for p in stored["actor_processes"]] == [
+        {"name": "psexec.exe", "path": None, "count": 3, "sha256": None}
+    ]
+    assert stored_version(spark, ref) == schemas.schema_version("smb_host_windows") == 3
+    assert ref.read(spark).schema == schemas.struct_type(schemas.SMB_HOST_WINDOWS)
+
+
 def test_table_ahead_of_code_fails(spark: SparkSession, config: Config) -> None:
     ref = Tables(config).smb_alerts
     DeltaTable.create(spark).addColumns(schemas.struct_type(schemas.SMB_ALERTS)).location(str(ref.path)).property(
         VERSION_PROPERTY, "9"
     ).execute()
     with pytest.raises(
-        SchemaAheadError, match=r"smb_alerts` has schema version 9, but this smb-fanout writes version 3"
+        SchemaAheadError, match=r"smb_alerts` has schema version 9, but this smb-fanout writes version 4"
     ):
         ref.read(spark)
 

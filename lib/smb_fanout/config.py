@@ -141,7 +141,7 @@ class HostExclusion(Exclusion):
 
 
 class ProcessExclusion(Exclusion):
-    pass
+    """An actor process by path, by file name, or by image SHA-256 (64 hex digits)."""
 
 
 class DestinationExclusion(Exclusion):
@@ -258,6 +258,11 @@ def parse_override(text: str) -> dict[str, Any]:
         cursor = cursor.setdefault(part, {})
     cursor[parts[-1]] = value
     return nested
+
+
+def is_sha256(value: str) -> bool:
+    """Tell whether `value` is a SHA-256 digest written as 64 hex digits."""
+    return re.fullmatch(r"[0-9a-fA-F]{64}", value) is not None
 
 
 def load_config(

@@ -12,9 +12,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from delta.tables import DeltaTable
+from pyspark.sql.types import ArrayType, DataType, StructType
 
 from smb_fanout import schemas
-from smb_fanout.identifiers import quote_identifier
+from smb_fanout.identifiers import qualified_name, quote_identifier
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -99,6 +100,13 @@ def _apply(spark: SparkSession, ref: TableRef, step: schemas.Migration) -> None:
         if missing:
             columns = ", ".join(f"{quote_identifier(field.name)} {field.dataType.simpleString()}" for field in missing)
             spark.sql(f"ALTER TABLE {table} ADD COLUMNS ({columns})")
+    if step.nested_columns:
+        schema = ref.delta(spark).toDF().schema
+        fields = [item.strip().split(maxsplit=1) for item in step.nested_columns.split(",")]
+        missing_nested = [(path, kind) for path, kind in fields if not _has_field(schema, path)]
+        if missing_nested:
+            columns = ", ".join(f"{qualified_name(*path.split('.'))} {kind}" for path, kind in missing_nested)
+            spark.sql(f"ALTER TABLE {table} ADD COLUMNS ({columns})")
     for column, expression in step.backfill:
         name = quote_identifier(column)
         spark.sql(f"UPDATE {table} SET {name} = {expression} WHERE {name} IS NULL")
@@ -107,3 +115,16 @@ def _apply(spark: SparkSession, ref: TableRef, step: schemas.Migration) -> None:
     properties = [*step.properties, (VERSION_PROPERTY, str(step.version))]
     assignments = ", ".join(f"'{name}' = '{value}'" for name, value in properties)
     spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({assignments})")
+
+
+def _has_field(schema: DataType, path: str) -> bool:
+    """Tell whether a dotted path (`element` steps into arrays) names a field of `schema`."""
+    current = schema
+    for part in path.split("."):
+        if isinstance(current, ArrayType) and part == "element":
+            current = current.elementType
+        elif isinstance(current, StructType) and part in current.fieldNames():
+            current = current[part].dataType
+        else:
+            return False
+    return True

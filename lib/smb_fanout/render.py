@@ -153,12 +153,22 @@ def alert_detail(alert: dict[str, Any]) -> Table:
             f"{destination['attempts']} attempts, {destination['failures']} failed",
         )
     for process in alert.get("actor_processes") or []:
-        table.add_row("actor process", f"{process['name']} ({process['path']}) x{process['count']}")
+        table.add_row("actor process", _process_text(process))
     for process in alert.get("causality_processes") or []:
-        table.add_row("causality process", f"{process['name']} ({process['path']}) x{process['count']}")
+        table.add_row("causality process", _process_text(process))
     for line in alert.get("command_lines") or []:
         table.add_row("command line", line)
     return table
+
+
+def _process_text(process: Any) -> str:
+    text = f"{process['name']} ({process['path']}) x{process['count']}"
+    # Alerts written before schema version 4 have no hash in their processes.
+    try:
+        sha256 = process["sha256"]
+    except (KeyError, ValueError):
+        sha256 = None
+    return f"{text} sha256 {sha256}" if sha256 else text
 
 
 def evaluation_table(result: Any) -> Table:

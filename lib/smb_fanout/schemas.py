@@ -67,7 +67,8 @@ HOST_ADDRESSES = """
     last_seen TIMESTAMP NOT NULL
 """
 
-PROCESS_COUNT = "STRUCT<name: STRING, path: STRING, count: BIGINT>"
+# `sha256` is the image hash of an actor process, when the source reports it.
+PROCESS_COUNT = "STRUCT<name: STRING, path: STRING, count: BIGINT, sha256: STRING>"
 
 # One row per source host, destination identity and hour.
 SMB_CONTACTS_HOURLY = f"""
@@ -314,13 +315,16 @@ class Migration:
     """The change that takes a table to schema `version`.
 
     `columns` is the DDL of the nullable columns added (Delta adds them at the
-    end). `backfill` maps a new column to a SQL expression over the existing
-    columns that fills it in the rows already stored. `properties` are Delta
+    end), and `nested_columns` the same for fields added to structs, named by
+    their path (`actor_processes.element.sha256 STRING`). `backfill` maps a
+    new column to a SQL expression over the existing columns that fills it in
+    the rows already stored. `properties` are Delta
     table properties to set, and `cluster_by` the liquid clustering columns.
     """
 
     version: int
     columns: str = ""
+    nested_columns: str = ""
     backfill: tuple[tuple[str, str], ...] = ()
     properties: tuple[tuple[str, str], ...] = ()
     cluster_by: tuple[str, ...] = ()
@@ -332,6 +336,7 @@ _DETECTION_MODEL_COLUMNS = (
     "common_destination_count BIGINT, excluded_destination_count BIGINT, fleet_change_destination_count BIGINT, "
     "input_versions MAP<STRING, BIGINT>"
 )
+_PROCESS_HASHES = "actor_processes.element.sha256 STRING, causality_processes.element.sha256 STRING"
 
 # Every table created before schema versions existed is version 1. A table's
 # current version is 1 + the number of its migrations; the DDL above is always
@@ -339,7 +344,10 @@ _DETECTION_MODEL_COLUMNS = (
 MIGRATIONS: dict[str, tuple[Migration, ...]] = {
     "network_events": (Migration(2, properties=CHANGE_FEED, cluster_by=("host_id", "event_time")),),
     "ingest_runs": (Migration(2, "quarantine_reasons MAP<STRING, BIGINT>, error STRING"),),
-    "smb_contacts_hourly": (Migration(2, cluster_by=("host_id", "hour")),),
+    "smb_contacts_hourly": (
+        Migration(2, cluster_by=("host_id", "hour")),
+        Migration(3, nested_columns=_PROCESS_HASHES),
+    ),
     "smb_profile": (
         Migration(
             2,
@@ -348,7 +356,10 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
             cluster_by=("host_id",),
         ),
     ),
-    "smb_host_windows": (Migration(2, properties=CHANGE_FEED, cluster_by=("host_id", "window_end")),),
+    "smb_host_windows": (
+        Migration(2, properties=CHANGE_FEED, cluster_by=("host_id", "window_end")),
+        Migration(3, nested_columns=_PROCESS_HASHES),
+    ),
     "smb_stats_state": (Migration(2, "events_version BIGINT"),),
     "smb_thresholds": (
         Migration(
@@ -364,6 +375,7 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
     "smb_alerts": (
         Migration(2, "opened_through TIMESTAMP, detection_delay_s BIGINT", cluster_by=("host_id", "window_end")),
         Migration(3, _DETECTION_MODEL_COLUMNS),
+        Migration(4, nested_columns=_PROCESS_HASHES),
     ),
     "detector_runs": (Migration(2, "detections_excluded BIGINT, expired_exclusions STRING"),),
 }

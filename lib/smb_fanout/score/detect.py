@@ -10,7 +10,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from smb_fanout.config import Config, DetectorConfig, Exclusion, ExclusionsConfig
+from smb_fanout.config import Config, DetectorConfig, Exclusion, ExclusionsConfig, is_sha256
 from smb_fanout.fit.rarity import nb_tail
 from smb_fanout.fit.thresholds import FLEET_HOST_ID, PEER_PREFIX, split_common
 from smb_fanout.ipaddr import ip_in_cidrs
@@ -135,6 +135,13 @@ def _describe(kind: str, entry: Exclusion) -> str:
 
 
 def _process_matcher(value: str) -> Callable[[Column], Column]:
+    if is_sha256(value):
+
+        def matches_hash(process: Column) -> Column:
+            return F.lower(F.coalesce(process["sha256"], F.lit(""))) == value
+
+        return matches_hash
+
     def matches(process: Column) -> Column:
         path = F.lower(F.coalesce(process["path"], F.lit("")))
         name = F.lower(F.coalesce(process["name"], F.lit("")))
@@ -147,8 +154,10 @@ def exclusion_reason(exclusions: ExclusionsConfig) -> Column:
     """Return the first host or actor-process allowlist entry that applies to a window, or NULL.
 
     A process entry applies when every actor process of the window matches
-    it by path or name (case-insensitive), so an allowlisted tool does not
-    hide another process that reaches the same hosts.
+    it by path or name, or by image hash for an entry of 64 hex digits (all
+    case-insensitive), so an allowlisted tool does not hide another process
+    that reaches the same hosts. A process without a reported hash never
+    matches a hash entry.
     """
     day = F.to_date("window_end")
     name = F.lower(F.coalesce(F.col("host_name"), F.lit("")))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from smb_fanout.config import DetectorConfig
@@ -87,15 +87,17 @@ def resolve_destinations(contacts: DataFrame, addresses: DataFrame) -> DataFrame
 
 
 def _sorted_process_counts(counted: DataFrame, keys: list[str], alias: str) -> DataFrame:
-    """Collect (`name`, `path`, `count`) rows per key into an array, largest count first, then by name."""
-    ordered = F.array_sort(F.collect_list(F.struct((-F.col("count")).alias("_order"), "name", "path", "count")))
+    """Collect (`name`, `path`, `count`, `sha256`) rows per key into an array, largest count first, then by name."""
+    ordered = F.array_sort(
+        F.collect_list(F.struct((-F.col("count")).alias("_order"), "name", "path", "sha256", "count"))
+    )
     return counted.groupBy(*keys).agg(
-        F.transform(ordered, lambda p: F.struct(p["name"], p["path"], p["count"])).alias(alias)
+        F.transform(ordered, lambda p: F.struct(p["name"], p["path"], p["count"], p["sha256"])).alias(alias)
     )
 
 
-def _process_counts(contacts: DataFrame, keys: list[str], name: str, path: str) -> DataFrame:
-    counted = contacts.groupBy(*keys, F.col(name).alias("name"), F.col(path).alias("path")).agg(
+def _process_counts(contacts: DataFrame, keys: list[str], name: str, path: str, sha256: Column) -> DataFrame:
+    counted = contacts.groupBy(*keys, F.col(name).alias("name"), F.col(path).alias("path"), sha256.alias("sha256")).agg(
         F.count(F.lit(1)).alias("count")
     )
     return _sorted_process_counts(counted, keys, "processes")
@@ -111,9 +113,9 @@ def merge_processes(rows: DataFrame, keys: list[str]) -> DataFrame:
     result = rows.select(*keys).distinct()
     for column in ("actor_processes", "causality_processes"):
         flat = rows.select(*keys, F.explode(column).alias("p"))
-        summed = flat.groupBy(*keys, F.col("p.name").alias("name"), F.col("p.path").alias("path")).agg(
-            F.sum("p.count").alias("count")
-        )
+        summed = flat.groupBy(
+            *keys, F.col("p.name").alias("name"), F.col("p.path").alias("path"), F.col("p.sha256").alias("sha256")
+        ).agg(F.sum("p.count").alias("count"))
         result = result.join(_sorted_process_counts(summed, keys, column), keys, "left")
     commands = (
         rows.select(*keys, F.explode("command_lines").alias("c"))
@@ -144,8 +146,10 @@ def hourly_contacts(resolved: DataFrame) -> DataFrame:
         F.max("event_time").alias("last_time"),
         F.slice(F.array_sort(F.collect_set("actor_process_command_line")), 1, MAX_COMMAND_LINES).alias("command_lines"),
     )
-    actors = _process_counts(keyed, keys, "actor_process_name", "actor_process_path")
-    causes = _process_counts(keyed, keys, "causality_process_name", "causality_process_path")
+    actors = _process_counts(keyed, keys, "actor_process_name", "actor_process_path", F.col("actor_process_sha256"))
+    # The events carry no image hash for the causality process.
+    no_hash = F.lit(None).cast("string")
+    causes = _process_counts(keyed, keys, "causality_process_name", "causality_process_path", no_hash)
     return (
         base.join(actors.withColumnRenamed("processes", "actor_processes"), keys, "left")
         .join(causes.withColumnRenamed("processes", "causality_processes"), keys, "left")
