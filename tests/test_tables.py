@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
@@ -15,7 +16,7 @@ from smb_fanout import schemas
 from smb_fanout.config import Config
 from smb_fanout.maintain import run_maintain
 from smb_fanout.migrations import VERSION_PROPERTY, SchemaAheadError, stored_version
-from smb_fanout.tables import DuplicateKeyError, Tables, append, merge
+from smb_fanout.tables import TABLE_SCHEMAS, DuplicateKeyError, Tables, append, merge
 
 T0 = datetime(2026, 11, 2, 10, 0)
 STATE_V1 = (
@@ -165,6 +166,41 @@ def test_merge_fails_on_stored_duplicate(spark: SparkSession, config: Config) ->
         match=r"after MERGE has more than one row for key \(.state_key.,\), for example \(.score.,\) \(1 repeated",
     ):
         merge(row.withColumn("windows_version", F.lit(2)), ref)
+
+
+def _window_row(host_id: str, window_end: datetime) -> dict[str, object]:
+    return {
+        "host_id": host_id,
+        "window_start": window_end - timedelta(hours=5),
+        "window_end": window_end,
+        **dict.fromkeys(("distinct_destinations", "new_destination_count", "attempts", "failures"), 1),
+        **dict.fromkeys(("new_attempts", "new_failures"), 0),
+        "failure_ratio": 0.0,
+    }
+
+
+@pytest.mark.parametrize("key", ["host_addresses", "smb_host_windows"])
+def test_merge_reads_only_the_source_time_range(spark: SparkSession, config: Config, key: str) -> None:
+    # The files of an earlier day are deleted behind Delta's back. A MERGE of
+    # a later day that read the whole table would fail on them.
+    ref = getattr(Tables(config), key)
+    schema = schemas.struct_type(TABLE_SCHEMAS[key])
+
+    def day_rows(day: int) -> list[object]:
+        when = T0 + timedelta(days=day)
+        if key == "host_addresses":
+            return [(f"h{i}", None, f"10.0.0.{i}", when.date(), when, when) for i in range(3)]
+        return [_window_row(f"h{i}", when) for i in range(3)]
+
+    merge(spark.createDataFrame(day_rows(0), schema), ref)
+    first_day_files = set(ref.read(spark).inputFiles())
+    merge(spark.createDataFrame(day_rows(1), schema), ref)
+    for uri in first_day_files:
+        Path(uri.removeprefix("file:")).unlink()
+
+    counts = merge(spark.createDataFrame(day_rows(1) + day_rows(2), schema), ref)
+
+    assert (counts.inserted, counts.updated) == (3, 3)
 
 
 def test_two_writers_retry_conflicts(spark: SparkSession, config: Config, caplog: pytest.LogCaptureFixture) -> None:

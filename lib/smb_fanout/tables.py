@@ -68,6 +68,17 @@ TABLE_KEYS = {
     "detector_runs": ("run_id",),
 }
 
+# The key column that places a row in time. A MERGE limits the target rows it
+# reads to the source's range of this column, so Delta skips the files of
+# other days instead of reading the whole history for every hourly batch.
+TIME_KEYS = {
+    "network_events": "event_date",
+    "host_addresses": "day",
+    "smb_contacts_hourly": "hour",
+    "smb_host_windows": "window_end",
+    "smb_detections": "window_end",
+}
+
 # Delta commit conflicts: another writer changed the table between this
 # transaction's read and its commit. Retrying re-reads the table.
 WRITE_CONFLICTS = (
@@ -224,19 +235,36 @@ def append(df: DataFrame, ref: TableRef) -> None:
         with_conflict_retry(lambda: writer.saveAsTable(ref.name), f"append to {ref.sql_name}")
 
 
-def assert_unique_keys(df: DataFrame, keys: tuple[str, ...], what: str) -> None:
+def assert_unique_keys(df: DataFrame, keys: tuple[str, ...], what: str, time_key: str | None = None) -> str | None:
     """Raise `DuplicateKeyError` when `df` has two rows for one key.
 
     One aggregate returns the number of repeated keys and one example, so
-    nothing that grows with `df` reaches the driver.
+    nothing that grows with `df` reaches the driver. With `time_key` (a DATE
+    or TIMESTAMP column), the same aggregate gives the column's range,
+    returned as a SQL condition on `t.<time_key>`; None for an empty frame.
     """
-    repeated = df.groupBy(*keys).count().where(F.col("count") > 1)
-    summary = repeated.agg(F.count(F.lit(1)).alias("keys"), F.min(F.struct(*keys)).alias("example")).first()
+    counted = df.groupBy(*keys).count()
+    repeated = F.col("count") > 1
+    aggregates = [
+        F.count(F.when(repeated, F.lit(1))).alias("keys"),
+        F.min(F.when(repeated, F.struct(*keys))).alias("example"),
+    ]
+    # Days or microseconds since 1970: a bound read back as a local date-time
+    # would shift by an hour around a daylight saving change.
+    is_date = dict(df.dtypes).get(time_key or "") == "date"
+    epoch, literal = (F.unix_date, "date_from_unix_date") if is_date else (F.unix_micros, "timestamp_micros")
+    if time_key is not None:
+        aggregates += [epoch(F.min(time_key)).alias("low"), epoch(F.max(time_key)).alias("high")]
+    summary = counted.agg(*aggregates).first()
     if summary is not None and summary["keys"]:
         example = tuple(summary["example"][key] for key in keys)
         raise DuplicateKeyError(
             f"{what} has more than one row for key {keys}, for example {example} ({summary['keys']} repeated in all)"
         )
+    if time_key is None or summary is None or summary["low"] is None:
+        return None
+    column = f"t.`{time_key}`"
+    return f"{column} >= {literal}({int(summary['low'])}) AND {column} <= {literal}({int(summary['high'])})"
 
 
 def changed_condition(ref: TableRef, ignore: tuple[str, ...] = ()) -> str:
@@ -279,8 +307,8 @@ def merge(
     keys = TABLE_KEYS[ref.key]
     # Computed once for the key checks and Delta's passes over the source.
     source = materialize(conform(df, ref))
-    assert_unique_keys(source, keys, f"MERGE source for {ref.sql_name}")
-    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    time_range = assert_unique_keys(source, keys, f"MERGE source for {ref.sql_name}", TIME_KEYS.get(ref.key))
+    condition = " AND ".join([f"t.`{key}` <=> s.`{key}`" for key in keys] + ([time_range] if time_range else []))
 
     def execute() -> MergeCounts:
         builder = ref.delta(spark).alias("t").merge(source.alias("s"), condition)
@@ -296,7 +324,10 @@ def merge(
         return MergeCounts(inserted=int(result["num_inserted_rows"]), updated=int(result["num_updated_rows"]))
 
     counts = with_conflict_retry(execute, f"MERGE into {ref.sql_name}")
-    written = ref.read(spark).join(source.select(*keys).distinct(), list(keys), "left_semi")
+    stored = ref.read(spark).alias("t")
+    if time_range:
+        stored = stored.where(time_range)
+    written = stored.join(source.select(*keys).distinct(), list(keys), "left_semi")
     assert_unique_keys(written, keys, f"{ref.sql_name} after MERGE")
     logger.info("merged into %s: %s inserted, %s updated", ref.sql_name, counts.inserted, counts.updated)
     return counts
