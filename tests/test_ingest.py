@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from smb_fanout.config import Config
-from smb_fanout.ingest.job import run_ingest
+from smb_fanout.ingest.job import parse_files, run_ingest
 from smb_fanout.ingest.reader import InputFileError
 from smb_fanout.tables import Tables
 from tests.conftest import FIXTURES, real_data
@@ -110,6 +111,25 @@ def test_rerun_counts_duplicates(spark: SparkSession, config: Config, tmp_path: 
     assert ids == ["x1", "x2"]
 
 
+def test_duplicates_found_without_reading_other_days(spark: SparkSession, config: Config, tmp_path: Path) -> None:
+    # The first day's files are deleted behind Delta's back: an ingest that
+    # read the whole table to find duplicates would fail on them.
+    events_table = Tables(config).network_events
+    run_ingest(spark, config, [write_lines(tmp_path / "day1.jsonl", [event(event_id="old")])], "canonical")
+    first_day_files = set(events_table.read(spark).inputFiles())
+    later = [event(event_id="kept", event_time="2026-11-04T09:00:00Z")]
+    run_ingest(spark, config, [write_lines(tmp_path / "day3.jsonl", later)], "canonical")
+    for uri in first_day_files:
+        Path(uri.removeprefix("file:")).unlink()
+
+    again = [*later, event(event_id="new", event_time="2026-11-05T09:00:00Z")]
+    result = run_ingest(spark, config, [write_lines(tmp_path / "again.jsonl", again)], "canonical")
+
+    assert (result.rows_written, result.duplicates_removed) == (1, 1)
+    stored = events_table.read(spark).where(F.col("event_date") >= "2026-11-04")
+    assert sorted(row["event_id"] for row in stored.collect()) == ["kept", "new"]
+
+
 def test_duplicate_keeps_first_row(spark: SparkSession, config: Config, tmp_path: Path) -> None:
     path = write_lines(
         tmp_path / "a.jsonl", [event(event_id="same", host_name="FIRST"), event(event_id="same", host_name="SECOND")]
@@ -150,6 +170,24 @@ def test_credentials_redacted(spark: SparkSession, config: Config, tmp_path: Pat
     assert lines_by_id["psexec"] == "PsExec.exe \\\\ws7 -u admin -p [REDACTED] cmd"
     assert lines_by_id["long"] == "tool.exe --password=[REDACTED] --host x"
     assert lines_by_id["hash"] == "wmiexec.py -hashes [REDACTED] admin@10.0.0.9"
+
+
+def test_only_quarantined_rows_keep_raw_text(spark: SparkSession, tmp_path: Path) -> None:
+    secret = "PsExec.exe \\\\ws7 -u admin -p Hunter2 cmd"
+    without_id = json.dumps(
+        {key: value for key, value in CANONICAL.items() if key != "event_id"} | {"actor_process_command_line": secret}
+    )
+    lines = [without_id, event(event_id="bad", direction="sideways", actor_process_command_line=secret)]
+    parsed = parse_files(spark, [write_lines(tmp_path / "a.jsonl", lines)], "canonical")
+    rows = {row["source_row"]: row for row in parsed.collect()}
+
+    assert rows[1]["raw"] is None
+    # The key of a row without an id is still taken over its redacted text.
+    redacted_line = without_id.replace("Hunter2", "[REDACTED]")
+    assert rows[1]["event_id"] == hashlib.sha256(f"canonical|{redacted_line}".encode()).hexdigest()
+    assert rows[2]["reason"] == "unknown_direction"
+    assert "-p [REDACTED] cmd" in rows[2]["raw"]
+    assert "Hunter2" not in rows[2]["raw"]
 
 
 def test_missing_file_named(spark: SparkSession, config: Config, tmp_path: Path) -> None:

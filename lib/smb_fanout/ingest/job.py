@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.storagelevel import StorageLevel
 
 from smb_fanout import checkpoints
 from smb_fanout.config import Config
@@ -26,7 +25,7 @@ from smb_fanout.ingest.reader import (
     read_parquet_rows,
     read_text_lines,
 )
-from smb_fanout.tables import Tables, append, merge
+from smb_fanout.tables import Tables, append, materialize, merge
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +116,22 @@ def classify_rows(parsed: DataFrame, existing_events: DataFrame) -> DataFrame:
     return ranked.unionByName(quarantined)
 
 
+def stored_on_batch_days(events: DataFrame, batch: DataFrame) -> DataFrame:
+    """The stored `(event_date, event_id)` pairs on the days of the batch's valid rows.
+
+    Duplicates share the event date, so only those days are read, and Delta
+    skips the files of the rest of the history.
+    """
+    days = batch.where(F.col("reason").isNull()).agg(
+        F.min("event_date").alias("low"), F.max("event_date").alias("high")
+    )
+    bounds = days.first()
+    stored = events.select("event_date", "event_id")
+    if bounds is None or bounds["low"] is None:
+        return stored.limit(0)
+    return stored.where(F.col("event_date").between(F.lit(bounds["low"]), F.lit(bounds["high"])))
+
+
 def run_ingest(
     spark: SparkSession,
     config: Config,
@@ -147,35 +162,33 @@ def run_ingest(
         parsed = parse_files(spark, files, fmt)
         if transform is not None:
             parsed = transform(parsed)
-        classified = classify_rows(parsed, tables.network_events.read(spark))
-        classified = classified.withColumn("ingested_at", F.current_timestamp()).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            # Counting first materializes the cache, so the statuses are decided
-            # before any row is written and the written rows cannot be re-read as
-            # duplicates of themselves.
-            result = _count(classified, run_id)
-            result.unreadable_files = unreadable
-            # Insert-only MERGE on the event id: another ingest of the same file
-            # running at the same time conflicts, retries and then inserts nothing.
-            counts = merge(classified.where(F.col("status") == WRITTEN), tables.network_events, insert_only=True)
-            _reconcile(result, counts.inserted)
-            checkpoints.reached("ingest.events_merged")
-            quarantine = classified.where(F.col("status") == QUARANTINED).select(
-                "source_file",
-                "source_row",
-                "source_format",
-                "reason",
-                F.substring(F.col("raw"), 1, config.ingest.max_raw_chars).alias("raw"),
-                F.lit(run_id).alias("ingest_run_id"),
-                F.col("ingested_at").alias("quarantined_at"),
-            )
-            if result.rows_quarantined:
-                # A file named twice in one run gives identical rows for a line; one is kept.
-                unique = quarantine.dropDuplicates(["source_file", "source_row"])
-                merge(unique, tables.quarantined_events, insert_only=True)
-            checkpoints.reached("ingest.quarantine_merged")
-        finally:
-            classified.unpersist()
+        # Parsed once: the day range and the classification both read the batch.
+        parsed = materialize(parsed)
+        classified = classify_rows(parsed, stored_on_batch_days(tables.network_events.read(spark), parsed))
+        # Computed here, so the statuses are decided before any row is written
+        # and the written rows cannot be re-read as duplicates of themselves.
+        classified = materialize(classified.withColumn("ingested_at", F.current_timestamp()))
+        result = _count(classified, run_id)
+        result.unreadable_files = unreadable
+        # Insert-only MERGE on the event id: another ingest of the same file
+        # running at the same time conflicts, retries and then inserts nothing.
+        counts = merge(classified.where(F.col("status") == WRITTEN), tables.network_events, insert_only=True)
+        _reconcile(result, counts.inserted)
+        checkpoints.reached("ingest.events_merged")
+        quarantine = classified.where(F.col("status") == QUARANTINED).select(
+            "source_file",
+            "source_row",
+            "source_format",
+            "reason",
+            F.substring(F.col("raw"), 1, config.ingest.max_raw_chars).alias("raw"),
+            F.lit(run_id).alias("ingest_run_id"),
+            F.col("ingested_at").alias("quarantined_at"),
+        )
+        if result.rows_quarantined:
+            # A file named twice in one run gives identical rows for a line; one is kept.
+            unique = quarantine.dropDuplicates(["source_file", "source_row"])
+            merge(unique, tables.quarantined_events, insert_only=True)
+        checkpoints.reached("ingest.quarantine_merged")
         _record_run(spark, config, result)
         record.rows_read = result.rows_read
         record.rows_written = result.rows_written

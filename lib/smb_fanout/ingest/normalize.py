@@ -53,7 +53,8 @@ def normalize_events(df: DataFrame) -> DataFrame:
     """Cast adapter output to typed canonical columns and set `reason` for unusable rows.
 
     Needs the adapter columns (strings) plus `reason`; adds typed columns and
-    `event_date`. A row whose `reason` is not null goes to quarantine.
+    `event_date`. A row whose `reason` is not null goes to quarantine and
+    keeps its `raw` text, redacted; other rows have no `raw` text.
     """
     event_time = parse_event_time(F.col("event_time"))
     remote_ip = normalize_ip(F.col("remote_ip"))
@@ -66,7 +67,7 @@ def normalize_events(df: DataFrame) -> DataFrame:
         "source_row",
         "source_format",
         "_priority",
-        redact_command_line(F.col("raw")).alias("raw"),
+        "raw",
         F.col("event_id").alias("_given_event_id"),
         event_time.alias("event_time"),
         F.col("event_time").alias("_event_time_text"),
@@ -109,10 +110,15 @@ def normalize_events(df: DataFrame) -> DataFrame:
         .when(F.col("remote_port").isNull(), F.lit("invalid_remote_port"))
         .when(~F.col("outcome").isin(*OUTCOMES), F.lit("invalid_outcome"))
     )
-    content_key = F.sha2(F.concat_ws("|", F.col("source_format"), F.col("raw")), 256)
+    # Redaction is costly, so it runs only where its result is used: the key
+    # of a row without an event id, and the text of a quarantined row.
+    # Written rows do not keep their raw text.
+    redacted = redact_command_line(F.col("raw"))
+    content_key = F.sha2(F.concat_ws("|", F.col("source_format"), redacted), 256)
     return (
         typed.withColumn("reason", reason)
         .withColumn("event_id", F.coalesce(F.col("_given_event_id"), content_key))
+        .withColumn("raw", F.when(F.col("reason").isNotNull(), redacted))
         .withColumn("event_date", utc_date(F.col("event_time")))
         .withColumnRenamed("_priority", "source_priority")
         .drop(*[name for name in typed.columns if name.startswith("_") and name != "_priority"])
