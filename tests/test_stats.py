@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -134,6 +135,20 @@ def test_actor_processes_keep_their_image_hash(spark: SparkSession) -> None:
     # The same image name with and without a reported hash stays two entries.
     assert actors == [("System", 1, None), ("tool.exe", 1, None), ("tool.exe", 1, tool_hash)]
     assert [(p["name"], p["sha256"]) for p in row["causality_processes"]] == [("explorer.exe", None)]
+
+
+def test_hourly_contacts_scan_the_events_once(spark: SparkSession, tmp_path: Path) -> None:
+    rows = [("a", minute, "10.0.0.5", f"10.0.0.{minute + 10}", 445, "outbound", "success") for minute in range(8)]
+    frame = events(spark, rows)
+    resolved = resolve_destinations(smb_contacts(frame, DetectorConfig()), host_addresses(frame))
+    resolved.write.parquet(str(tmp_path / "resolved"))
+    hourly = hourly_contacts(spark.read.parquet(str(tmp_path / "resolved")))
+
+    assert len(hourly.collect()) == 8
+
+    # One scan and two shuffles: the events by key and process pair, then the pairs by key.
+    plan = hourly._jdf.queryExecution().executedPlan().toString().split("== Initial Plan ==")[0]
+    assert (plan.count("FileScan parquet"), plan.count("Exchange hashpartitioning")) == (1, 2), plan
 
 
 HOURLY_DDL = (

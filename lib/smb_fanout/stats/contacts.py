@@ -96,13 +96,6 @@ def _sorted_process_counts(counted: DataFrame, keys: list[str], alias: str) -> D
     )
 
 
-def _process_counts(contacts: DataFrame, keys: list[str], name: str, path: str, sha256: Column) -> DataFrame:
-    counted = contacts.groupBy(*keys, F.col(name).alias("name"), F.col(path).alias("path"), sha256.alias("sha256")).agg(
-        F.count(F.lit(1)).alias("count")
-    )
-    return _sorted_process_counts(counted, keys, "processes")
-
-
 def merge_processes(rows: DataFrame, keys: list[str]) -> DataFrame:
     """Sum the process counts and merge the command lines of `rows` per key.
 
@@ -131,27 +124,92 @@ def hourly_contacts(resolved: DataFrame) -> DataFrame:
     Adds attempts, failures, first and last time, the destination IP (the
     lowest when several), actor and causality processes with counts, and up to
     ten distinct command lines. Novelty columns are added later.
+
+    The events are shuffled once, grouped by key and process pair; a second,
+    small aggregate per key sums those pairs into the process arrays.
     """
-    hour = F.date_trunc("hour", F.col("event_time"))
-    keyed = resolved.withColumn("hour", hour)
     keys = ["host_id", "destination_id", "hour"]
     failed = F.col("outcome").isin(*FAILED_OUTCOMES)
-    base = keyed.groupBy(*keys).agg(
+    pairs = resolved.groupBy(
+        F.date_trunc("hour", F.col("event_time")).alias("hour"),
+        "host_id",
+        "destination_id",
+        "actor_process_name",
+        "actor_process_path",
+        "actor_process_sha256",
+        "causality_process_name",
+        "causality_process_path",
+    ).agg(
         F.max("host_name").alias("host_name"),
         F.min("remote_ip").alias("destination_ip"),
         F.max("destination_resolved").alias("destination_resolved"),
-        F.count(F.lit(1)).alias("attempts"),
+        F.count(F.lit(1)).alias("_attempts"),
         F.sum(F.when(failed, 1).otherwise(0)).cast("long").alias("failures"),
         F.min("event_time").alias("first_time"),
         F.max("event_time").alias("last_time"),
-        F.slice(F.array_sort(F.collect_set("actor_process_command_line")), 1, MAX_COMMAND_LINES).alias("command_lines"),
+        F.collect_set("actor_process_command_line").alias("_commands"),
     )
-    actors = _process_counts(keyed, keys, "actor_process_name", "actor_process_path", F.col("actor_process_sha256"))
+    actor = F.struct(
+        F.col("actor_process_name").alias("name"),
+        F.col("actor_process_path").alias("path"),
+        F.col("actor_process_sha256").alias("sha256"),
+        F.col("_attempts").alias("count"),
+    )
     # The events carry no image hash for the causality process.
-    no_hash = F.lit(None).cast("string")
-    causes = _process_counts(keyed, keys, "causality_process_name", "causality_process_path", no_hash)
+    cause = F.struct(
+        F.col("causality_process_name").alias("name"),
+        F.col("causality_process_path").alias("path"),
+        F.lit(None).cast("string").alias("sha256"),
+        F.col("_attempts").alias("count"),
+    )
+    commands = F.array_sort(F.array_distinct(F.flatten(F.collect_list("_commands"))))
     return (
-        base.join(actors.withColumnRenamed("processes", "actor_processes"), keys, "left")
-        .join(causes.withColumnRenamed("processes", "causality_processes"), keys, "left")
+        pairs.groupBy(*keys)
+        .agg(
+            F.max("host_name").alias("host_name"),
+            F.min("destination_ip").alias("destination_ip"),
+            F.max("destination_resolved").alias("destination_resolved"),
+            F.sum("_attempts").alias("attempts"),
+            F.sum("failures").alias("failures"),
+            F.min("first_time").alias("first_time"),
+            F.max("last_time").alias("last_time"),
+            _summed_processes(F.collect_list(actor)).alias("actor_processes"),
+            _summed_processes(F.collect_list(cause)).alias("causality_processes"),
+            F.slice(commands, 1, MAX_COMMAND_LINES).alias("command_lines"),
+        )
         .withColumn("day", F.to_date("hour"))
     )
+
+
+def _summed_processes(counted: Column) -> Column:
+    """Sum an array of (`name`, `path`, `sha256`, `count`) per process, largest count first, then by name.
+
+    The array holds the few processes of one host, destination and hour, so
+    comparing every pair costs little.
+    """
+
+    def same(a: Column, b: Column) -> Column:
+        return a["name"].eqNullSafe(b["name"]) & a["path"].eqNullSafe(b["path"]) & a["sha256"].eqNullSafe(b["sha256"])
+
+    def total(process: Column) -> Column:
+        matching = F.filter(counted, lambda other: same(other, process))
+        return F.aggregate(matching, F.lit(0).cast("long"), lambda acc, other: acc + other["count"])
+
+    distinct = F.array_distinct(
+        F.transform(
+            counted, lambda p: F.struct(p["name"].alias("name"), p["path"].alias("path"), p["sha256"].alias("sha256"))
+        )
+    )
+    ordered = F.array_sort(
+        F.transform(
+            distinct,
+            lambda p: F.struct(
+                (-total(p)).alias("_order"),
+                p["name"].alias("name"),
+                p["path"].alias("path"),
+                p["sha256"].alias("sha256"),
+                total(p).alias("count"),
+            ),
+        )
+    )
+    return F.transform(ordered, lambda p: F.struct(p["name"], p["path"], p["count"], p["sha256"]))
