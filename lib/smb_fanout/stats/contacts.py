@@ -184,7 +184,7 @@ def hourly_contacts(resolved: DataFrame) -> DataFrame:
 def _summed_processes(counted: Column) -> Column:
     """Sum an array of (`name`, `path`, `sha256`, `count`) per process, largest count first, then by name.
 
-    The array holds the few processes of one host, destination and hour, so
+    The array lists the few processes of one host, destination and hour, so
     comparing every pair costs little.
     """
 
