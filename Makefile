@@ -60,8 +60,9 @@ test: setup lint
 	$(BIN)/pytest -q --numprocesses 2 --dist loadfile --durations=15
 
 # Generates fleets of three sizes and three history lengths and writes
-# docs/benchmarks.md; at the default sizes it took 10.5 minutes on 2 cores. BENCH_ARGS passes
-# options to benchmarks/bench.py, for example BENCH_ARGS="--sizes 600,1200,2400".
+# docs/benchmarks.md. The default sizes (1,200, 2,400 and 11,200 workstations,
+# up to 20 million events) took 47 minutes on 2 cores. BENCH_ARGS passes options
+# to benchmarks/bench.py; BENCH_ARGS="--sizes 150,300,600" takes about 10 minutes.
 bench: setup
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 

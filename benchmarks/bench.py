@@ -143,7 +143,7 @@ def main(
     sizes: Annotated[
         str,
         typer.Option(help="Workstation counts of the fleets with 30 days of history, comma-separated (two or more)."),
-    ] = "150,300,600",
+    ] = "1200,2400,11200",
     history_days: Annotated[str, typer.Option(help="History lengths in days for the middle fleet.")] = "7,14,30",
     events_per_host_day: Annotated[int, typer.Option(help="Events each workstation logs per day.")] = 60,
     work_dir: Annotated[Path, typer.Option(help="Folder for generated events and tables (emptied per fleet).")] = (
