@@ -51,6 +51,27 @@ def test_bad_cidr_rejected() -> None:
         load_config("local", ["detector.internal_cidrs=[10.0.0.1/8]"])
 
 
+def test_impossible_date_rejected(tmp_path: Path) -> None:
+    entry = "{value: ws-1, owner: secops, reason: scanner, expires: 2027-13-45}"
+    with pytest.raises(
+        ConfigError, match=r"invalid date in override .*month must be in 1\.\.12; write dates as YYYY-MM-DD"
+    ):
+        load_config("local", [f"exclusions.hosts=[{entry}]"])
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "base.yml").write_text((Path(__file__).parents[1] / "conf" / "base.yml").read_text(encoding="utf-8"))
+    (conf / "local.yml").write_text(
+        "exclusions:\n  hosts: [{value: ws-1, owner: secops, reason: scanner, expires: 2027-02-30}]\n"
+    )
+    with pytest.raises(ConfigError, match=r"invalid date in .*local\.yml: day is out of range for month"):
+        load_config("local", conf_dir=conf)
+
+
+def test_missing_allowlist_field_named() -> None:
+    with pytest.raises(ConfigError, match=r"exclusions\.processes\.0\.owner is required: add it$"):
+        load_config("local", ["exclusions.processes=[{value: psexec.exe, reason: admin tool, expires: 2027-06-30}]"])
+
+
 def test_unknown_environment_rejected() -> None:
     with pytest.raises(ConfigError, match="unknown environment 'staging'"):
         load_config("staging")

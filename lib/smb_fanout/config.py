@@ -235,6 +235,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"configuration file not found: {path}") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"invalid YAML in {path}: {err}") from err
+    except ValueError as err:
+        # YAML reads 2027-02-30 as a date and fails while building it.
+        raise ConfigError(f"invalid date in {path}: {err}; write dates as YYYY-MM-DD") from err
     if content is None:
         return {}
     if not isinstance(content, dict):
@@ -251,6 +254,8 @@ def parse_override(text: str) -> dict[str, Any]:
         value = yaml.safe_load(raw_value) if raw_value.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(f"invalid value in override {text!r}: {err}") from err
+    except ValueError as err:
+        raise ConfigError(f"invalid date in override {text!r}: {err}; write dates as YYYY-MM-DD") from err
     nested: dict[str, Any] = {}
     cursor = nested
     parts = dotted.strip().split(".")
@@ -258,6 +263,14 @@ def parse_override(text: str) -> dict[str, Any]:
         cursor = cursor.setdefault(part, {})
     cursor[parts[-1]] = value
     return nested
+
+
+def _describe_error(error: Any) -> str:
+    """Name the key of one validation error, then the rejected value or the missing field."""
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "missing":
+        return f"{key} is required: add it"
+    return f"{key}={error.get('input')!r}: {error['msg']}"
 
 
 def is_sha256(value: str) -> bool:
@@ -287,7 +300,5 @@ def load_config(
     try:
         return Config.model_validate(merged)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}={e.get('input')!r}: {e['msg']}" for e in err.errors()
-        )
+        problems = "; ".join(_describe_error(e) for e in err.errors())
         raise ConfigError(f"invalid configuration ({folder}, environment {environment}): {problems}") from err
