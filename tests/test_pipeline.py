@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from pyspark.sql import SparkSession
 
 from smb_fanout.backtest import log_backtest, run_backtest
 from smb_fanout.cli import run_app
-from smb_fanout.config import Config, load_config
+from smb_fanout.config import Config, ExclusionsConfig, HostExclusion, ProcessExclusion, load_config
 from smb_fanout.demo import DemoResult, run_replay
 from smb_fanout.explain import NotExplainableError, explain_alert
 from smb_fanout.fit.job import NothingToFitError
@@ -143,6 +144,35 @@ def test_shadow_score_leaves_production(spark: SparkSession, demo: DemoResult, d
     assert tables.smb_alerts.read(spark).count() == before
     jobs = [row["job"] for row in tables.detector_runs.read(spark).select("job").collect()]
     assert "score_shadow" in jobs
+
+
+def test_allowlisted_score_counts_excluded_detections(
+    spark: SparkSession, demo: DemoResult, demo_config: Config
+) -> None:
+    # Separate detection, alert and progress tables, so the demo's stay as they are.
+    names = demo_config.storage.tables
+    tables = names.model_copy(
+        update={
+            key: getattr(names, key) + "_allowlisted" for key in ("smb_detections", "smb_alerts", "smb_score_state")
+        }
+    )
+    exclusions = ExclusionsConfig(
+        processes=(ProcessExclusion(value="system", owner="secops", reason="kernel client", expires=date(2099, 1, 1)),),
+        hosts=(HostExclusion(value="old-host", owner="it", reason="retired", expires=date(2020, 1, 1)),),
+    )
+    config = demo_config.model_copy(
+        update={"storage": demo_config.storage.model_copy(update={"tables": tables}), "exclusions": exclusions}
+    )
+    score = demo.pipeline.score
+
+    result = run_score(spark, config, score.window_from, score.window_to)
+
+    assert result.detections > 0
+    assert (result.detections_excluded, result.alerts_opened) == (result.detections, 0)
+    assert result.expired_exclusions == ("host old-host (owner it, until 2020-01-01: retired)",)
+    run = Tables(config).detector_runs.read(spark).orderBy("started_at", ascending=False).first()
+    assert run is not None
+    assert (run["detections_excluded"], run["expired_exclusions"]) == (result.detections, result.expired_exclusions[0])
 
 
 def test_explain_needs_input_versions(spark: SparkSession, config: Config) -> None:

@@ -201,9 +201,10 @@ def score(
     finish(
         options,
         render.to_jsonable(result),
-        f"score: {scope}: {result.detections} detections, "
+        f"score: {scope}: {result.detections} detections ({result.detections_excluded} matched an allowlist entry), "
         f"{result.alerts_opened} alerts opened, {result.alerts_updated} updated (model version {result.model.version})"
-        + (f" into {config.storage.tables.smb_alerts}" if shadow is not None else ""),
+        + (f" into {config.storage.tables.smb_alerts}" if shadow is not None else "")
+        + "".join(f"\nexpired allowlist entry, no longer applied: {entry}" for entry in result.expired_exclusions),
     )
 
 

@@ -47,6 +47,9 @@ class ScoreResult:
     alerts_updated: int
     model: registry.ModelVersion
     windows_scored: int = 0
+    # Detections that an allowlist entry matched: stored, but no alert.
+    detections_excluded: int = 0
+    expired_exclusions: tuple[str, ...] = ()
 
 
 def _score_state(spark: SparkSession, config: Config) -> int | None:
@@ -160,7 +163,17 @@ def run_score(
         model.name,
         model.version,
     )
-    return ScoreResult(lower, upper, detection_count, opened, updated, model, record.rows_read or 0)
+    return ScoreResult(
+        lower,
+        upper,
+        detection_count,
+        opened,
+        updated,
+        model,
+        record.rows_read or 0,
+        record.detections_excluded or 0,
+        tuple(expired),
+    )
 
 
 SHADOW_SUFFIX = "_shadow"
