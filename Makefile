@@ -67,7 +67,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 
 # Runs the labelled scenario library (500 workstations, 45 days) and writes
-# docs/evaluation.md; it took about 9 minutes on 2 cores. EVALUATE_ARGS passes
+# docs/evaluation.md; it took 9 to 13 minutes on 2 cores. EVALUATE_ARGS passes
 # options, for example EVALUATE_ARGS="--repeats 2".
 evaluate: setup
 	$(BIN)/smb-fanout --set storage.local_root=.smb-fanout/evaluation evaluate --output docs/evaluation.md $(EVALUATE_ARGS)

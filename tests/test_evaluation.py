@@ -149,6 +149,7 @@ def test_results_page_and_mlflow_run(evaluated: EvaluationResult, tmp_path: Path
     page = render_page(evaluated, "smb-fanout evaluate --workstations 48")
     assert "| fast_fanout | attack | alert | 1 | 1 | 1.00 |" in page
     assert "Written by `smb-fanout evaluate --workstations 48`" in page
+    assert "0.00 per 1,000 host-days (target at most 0.5: met)" in page
     config = load_config("local", [f"storage.local_root={tmp_path}"])
     run_id = log_to_mlflow(config, evaluated)
     run = mlflow.get_run(run_id)

@@ -337,18 +337,24 @@ def render_page(result: EvaluationResult, command: str, machine: str = "") -> st
         "",
         f"Written by `{command}`{machine}. The fleet: {result.spec['workstations']} workstations, "
         f"{result.spec['file_servers']} file servers, {result.spec['days']} days, every scenario class "
-        f"{result.spec['scenario_repeats']} times (seed {result.spec['seed']}). The model was fitted on the "
+        f"{result.spec['scenario_repeats']} times except the domain controllers, which are the fleet's own "
+        f"(seed {result.spec['seed']}). The model was fitted on the "
         f"30 days before {result.scored_from:%Y-%m-%d %H:%M} and the windows up to "
         f"{result.scored_to:%Y-%m-%d %H:%M} were scored: {result.host_days:,.0f} host-days on {result.hosts} hosts.",
         "",
         f"- Alerts: {result.alerts}, of which {result.attack_alerts} on injected attacks.",
         f"- Precision: {_ratio(result.precision)}.",
         f"- Alerts not on an attack: {result.false_alerts}, "
-        f"{result.false_alerts_per_1000_host_days:.2f} per 1,000 host-days (target at most 0.5). "
+        f"{result.false_alerts_per_1000_host_days:.2f} per 1,000 host-days "
+        f"(target at most 0.5: {_met(result.false_alerts_per_1000_host_days <= 0.5)}). "
         f"Of these, {result.unlabelled_alerts} were on no labelled scenario; the others are alerts of benign "
         "classes, counted in the table below.",
         f"- Alerts neither on an attack nor the documented Low outcome of a benign class: "
-        f"{result.unexpected_alerts}, {result.unexpected_alerts_per_1000_host_days:.2f} per 1,000 host-days.",
+        f"{result.unexpected_alerts}, {result.unexpected_alerts_per_1000_host_days:.2f} per 1,000 host-days "
+        f"({_met(result.unexpected_alerts_per_1000_host_days <= 0.5)} against the same target).",
+        "- The last column of the table compares each class with its expected outcome. The column before it",
+        "  counts every alert on the class's hosts, including attacks injected on the same hosts, so a class",
+        "  with no alert of its own can show a rate there.",
         "",
         "| class | kind | expected | instances | alerted | recall | precision | median minutes to detect | Low "
         "| Medium | excluded detections | alerts per 1,000 host-days | as expected |",
@@ -364,6 +370,10 @@ def render_page(result: EvaluationResult, command: str, machine: str = "") -> st
         )
     lines += ["", *CLASS_NOTES, ""]
     return "\n".join(lines)
+
+
+def _met(met: bool) -> str:
+    return "met" if met else "missed"
 
 
 def _ratio(value: float | None) -> str:
