@@ -54,7 +54,7 @@ def test_bad_cidr_rejected() -> None:
 def test_impossible_date_rejected(tmp_path: Path) -> None:
     entry = "{value: ws-1, owner: secops, reason: scanner, expires: 2027-13-45}"
     with pytest.raises(
-        ConfigError, match=r"invalid date in override .*month must be in 1\.\.12; write dates as YYYY-MM-DD"
+        ConfigError, match=r"invalid date in override .*month must be in 1\.\.12\. Write dates as YYYY-MM-DD"
     ):
         load_config("local", [f"exclusions.hosts=[{entry}]"])
     conf = tmp_path / "conf"

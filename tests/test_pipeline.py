@@ -168,11 +168,13 @@ def test_allowlisted_score_counts_excluded_detections(
     result = run_score(spark, config, score.window_from, score.window_to)
 
     assert result.detections > 0
-    assert (result.detections_excluded, result.alerts_opened) == (result.detections, 0)
+    assert result.detections_excluded == result.detections
+    assert result.alerts_opened == 0
     assert result.expired_exclusions == ("host old-host (owner it, until 2020-01-01: retired)",)
     run = Tables(config).detector_runs.read(spark).orderBy("started_at", ascending=False).first()
     assert run is not None
-    assert (run["detections_excluded"], run["expired_exclusions"]) == (result.detections, result.expired_exclusions[0])
+    assert run["detections_excluded"] == result.detections
+    assert run["expired_exclusions"] == result.expired_exclusions[0]
 
 
 def test_explain_needs_input_versions(spark: SparkSession, config: Config) -> None:

@@ -237,7 +237,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"invalid YAML in {path}: {err}") from err
     except ValueError as err:
         # YAML reads 2027-02-30 as a date and fails while building it.
-        raise ConfigError(f"invalid date in {path}: {err}; write dates as YYYY-MM-DD") from err
+        raise ConfigError(f"invalid date in {path}: {err}. Write dates as YYYY-MM-DD") from err
     if content is None:
         return {}
     if not isinstance(content, dict):
@@ -255,7 +255,7 @@ def parse_override(text: str) -> dict[str, Any]:
     except yaml.YAMLError as err:
         raise ConfigError(f"invalid value in override {text!r}: {err}") from err
     except ValueError as err:
-        raise ConfigError(f"invalid date in override {text!r}: {err}; write dates as YYYY-MM-DD") from err
+        raise ConfigError(f"invalid date in override {text!r}: {err}. Write dates as YYYY-MM-DD") from err
     nested: dict[str, Any] = {}
     cursor = nested
     parts = dotted.strip().split(".")

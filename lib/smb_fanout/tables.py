@@ -241,7 +241,7 @@ def assert_unique_keys(df: DataFrame, keys: tuple[str, ...], what: str, time_key
     One aggregate returns the number of repeated keys and one example, so
     nothing that grows with `df` reaches the driver. With `time_key` (a DATE
     or TIMESTAMP column), the same aggregate gives the column's range,
-    returned as a SQL condition on `t.<time_key>`; None for an empty frame.
+    returned as a SQL condition on `t.<time_key>`, or None for an empty frame.
     """
     counted = df.groupBy(*keys).count()
     repeated = F.col("count") > 1

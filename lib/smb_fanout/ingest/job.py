@@ -117,7 +117,7 @@ def classify_rows(parsed: DataFrame, existing_events: DataFrame) -> DataFrame:
 
 
 def stored_on_batch_days(events: DataFrame, batch: DataFrame) -> DataFrame:
-    """The stored `(event_date, event_id)` pairs on the days of the batch's valid rows.
+    """Select the stored `(event_date, event_id)` pairs on the days of the batch's valid rows.
 
     Duplicates share the event date, so only those days are read, and Delta
     skips the files of the rest of the history.
@@ -162,7 +162,7 @@ def run_ingest(
         parsed = parse_files(spark, files, fmt)
         if transform is not None:
             parsed = transform(parsed)
-        # Parsed once: the day range and the classification both read the batch.
+        # The batch is parsed once, because the day range and the classification both read it.
         parsed = materialize(parsed)
         classified = classify_rows(parsed, stored_on_batch_days(tables.network_events.read(spark), parsed))
         # Computed here, so the statuses are decided before any row is written
